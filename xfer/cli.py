@@ -1,0 +1,306 @@
+"""The ``xfer`` command.
+
+Every command turns bad input into one line on stderr naming the file, the field, what was
+expected and what was found, and exits with status 2 (1 for unexpected failures).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from xfer.errors import XferInputError
+
+app = typer.Typer(
+    help="Transfer-learning studies between financial markets.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Market data: catalog, import, synthetic markets, features.",
+                       no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+# Piped output (CI logs, `| less`) gets a wide console instead of rich's 80-column default.
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160, soft_wrap=True)
+
+StoreOpt = Annotated[
+    Path | None,
+    typer.Option("--store", help="Store directory (default: $XFER_HOME or ~/.xfer)."),
+]
+
+
+def _store(root: Path | None) -> Any:
+    from xfer.data.store import Store
+
+    return Store(root)
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _pydantic_message(exc: ValidationError, file: str | None = None) -> str:
+    parts = []
+    for e in exc.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(root)"
+        parts.append(f"{file + ': ' if file else ''}{loc}: {e['msg']} (found {e.get('input')!r})")
+    return "; ".join(parts)
+
+
+def _atomic_write_parquet(frame: Any, path: Path) -> None:
+    """Write a DataFrame to ``path`` via a temp file + rename: no half-written output."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# --------------------------------------------------------------------------- data
+
+
+@data_app.command("list")
+def data_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the catalog as JSON.")] = False,
+    store: StoreOpt = None,
+) -> None:
+    """Print the market catalog (embedded samples and your own markets)."""
+    from xfer.data.store import catalog_json
+
+    infos = _store(store).list()
+    if as_json:
+        print(catalog_json(infos))
+        return
+    t = Table(title=f"{len(infos)} markets")
+    for col in ("id", "name", "class", "region", "liq.", "first", "last", "rows", "columns", "tags"):
+        t.add_column(col, overflow="fold")
+    for i in infos:
+        t.add_row(i.id, i.name, i.asset_class, i.region, i.liquidity_tier, str(i.first_date),
+                  str(i.last_date), str(i.n_rows), ",".join(i.columns),
+                  ",".join(i.tags) + (" synthetic" if i.synthetic else ""))
+    out.print(t)
+
+
+@data_app.command("import")
+def data_import(
+    file: Annotated[Path, typer.Argument(help="CSV or Parquet file of daily bars.")],
+    market: Annotated[str, typer.Option("--market", help="New market id, e.g. brent.")],
+    asset_class: Annotated[str, typer.Option("--asset-class", help="equity, index, commodity, fx, crypto, etf, volatility, rates.")],
+    name: Annotated[str | None, typer.Option(help="Display name (default: the id).")] = None,
+    region: Annotated[str, typer.Option(help="Region, e.g. US, EM, global.")] = "unknown",
+    liquidity_tier: Annotated[str, typer.Option("--liquidity-tier", help="high, medium, low or unknown.")] = "unknown",
+    source: Annotated[str | None, typer.Option(help="Where the data came from (default: the file).")] = None,
+    licence: Annotated[str, typer.Option(help="Licence of the data.")] = "",
+    tags: Annotated[str, typer.Option(help="Comma-separated groups, e.g. energy,em.")] = "",
+    price_column: Annotated[str | None, typer.Option("--price-column", help="Column to use as close, e.g. 'Adj Close'.")] = None,
+    date_column: Annotated[str | None, typer.Option("--date-column", help="Date column if not detected.")] = None,
+    date_format: Annotated[str | None, typer.Option("--date-format", help="strftime format, e.g. '%d/%m/%Y'.")] = None,
+    drop_missing: Annotated[bool, typer.Option("--drop-missing", help="Drop rows without a price instead of failing.")] = False,
+    min_rows: Annotated[int | None, typer.Option("--min-rows", help="Fewest bars accepted (default: feature warm-up + default splits).")] = None,
+    replace: Annotated[bool, typer.Option("--replace", help="Overwrite an existing market with this id.")] = False,
+    store: StoreOpt = None,
+) -> None:
+    """Import a CSV or Parquet file of daily bars as a new market."""
+    from xfer.data.ingest import read_market_file
+    from xfer.data.store import ASSET_CLASSES, LIQUIDITY_TIERS, info_for_frame, validate_market_id
+
+    validate_market_id(market, file=file)
+    if asset_class not in ASSET_CLASSES:
+        raise XferInputError(file=file, field="--asset-class", expected=f"one of {list(ASSET_CLASSES)}",
+                             found=repr(asset_class))
+    if liquidity_tier not in LIQUIDITY_TIERS:
+        raise XferInputError(file=file, field="--liquidity-tier",
+                             expected=f"one of {list(LIQUIDITY_TIERS)}", found=repr(liquidity_tier))
+    st = _store(store)
+    st.check_new(market, replace=replace)  # refuse a taken id before reading the file
+    frame, report = read_market_file(
+        file, price_column=price_column, date_column=date_column, date_format=date_format,
+        drop_missing=drop_missing, min_rows=_default_min_rows() if min_rows is None else min_rows,
+    )
+    info = info_for_frame(
+        frame, id=market, name=name or market, asset_class=asset_class, region=region,
+        liquidity_tier=liquidity_tier, source=source or str(file.resolve()), licence=licence,
+        tags=tuple(t for t in tags.split(",") if t),
+    )
+    path = st.add(frame, info, replace=replace)
+    err.print(
+        f"imported [bold]{market}[/]: {info.n_rows} bars {info.first_date}..{info.last_date}, "
+        f"columns {list(info.columns)} (date column {report.date_column!r} as {report.date_format}; "
+        f"ignored {report.ignored_columns or 'none'}; dropped {report.dropped_missing} missing, "
+        f"{report.dropped_identical_duplicates} duplicate rows) -> {path}",
+        highlight=False,
+    )
+
+
+def _default_min_rows() -> int:
+    from xfer.data.features import WARMUP
+    from xfer.data.splits import SplitSpec
+
+    return WARMUP + 5 + SplitSpec().min_rows()
+
+
+@data_app.command("synth")
+def data_synth(
+    relation: Annotated[str | None, typer.Option(help="Make a pair with a known relation: shared, opposite, unrelated, shifted; or 'bridge' for a source/intermediate/target chain.")] = None,
+    market: Annotated[str | None, typer.Option("--market", help="Id of a single market (with --param), or the id prefix of a pair.")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", help="Generator parameter NAME=VALUE (single market), repeatable.")] = None,
+    n_source: Annotated[int, typer.Option("--n-source", help="Bars of the source (and intermediate).")] = 6000,
+    n_target: Annotated[int, typer.Option("--n-target", help="Bars of the target (or of a single market).")] = 2500,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    replace: Annotated[bool, typer.Option("--replace", help="Overwrite existing markets.")] = False,
+    store: StoreOpt = None,
+) -> None:
+    """Generate ground-truth synthetic markets into the store (parameters kept in the catalog)."""
+    from xfer.data import synthetic as syn
+    from xfer.data.store import info_for_frame
+
+    st = _store(store)
+    if relation is None:
+        if market is None:
+            _fail("xfer data synth: --market: expected an id (with --param NAME=VALUE ...) or --relation; found neither")
+        overrides: dict[str, Any] = {}
+        for p in param or []:
+            if "=" not in p:
+                raise XferInputError(field="--param", expected="NAME=VALUE", found=repr(p))
+            k, v = p.split("=", 1)
+            overrides[k.strip()] = None if v.strip().lower() == "none" else float(v)
+        try:
+            spec = syn.SynthSpec(**overrides)
+        except ValidationError as exc:
+            _fail(_pydantic_message(exc, "--param"))
+        plan = [(market, spec, n_target, "single")]
+    else:
+        prefix = market or f"syn_{relation}"
+        if relation == "bridge":
+            s, m, t = syn.chain_specs()
+            plan = [(f"{prefix}_src", s, n_source, "source"), (f"{prefix}_mid", m, n_source, "intermediate"),
+                    (f"{prefix}_tgt", t, n_target, "target")]
+        else:
+            if relation not in syn.RELATIONS:
+                raise XferInputError(field="--relation", expected=f"one of {list(syn.RELATIONS)}",
+                                     found=repr(relation))
+            s, t = syn.pair_specs(relation)
+            plan = [(f"{prefix}_src", s, n_source, "source"), (f"{prefix}_tgt", t, n_target, "target")]
+    for mid, *_ in plan:
+        st.check_new(mid, replace=replace)
+    for k, (mid, spec, n, role) in enumerate(plan):
+        frame = syn.simulate(spec, n_days=n, seed=seed + 1000 * k)
+        frame = frame.drop(columns=["regime"], errors="ignore")
+        info = info_for_frame(
+            frame, id=mid, name=f"synthetic {relation or 'market'} {role}", asset_class="equity",
+            region="synthetic", liquidity_tier="unknown", source="xfer.data.synthetic",
+            licence="CC0", tags=("synthetic", *((f"syn_{relation}",) if relation else ())),
+            synthetic=True,
+            synth_params={"spec": spec.model_dump(), "seed": seed + 1000 * k, "n_days": n,
+                          "relation": relation, "role": role},
+        )
+        st.add(frame, info, replace=replace)
+        err.print(f"wrote {mid} ({role}, {n} bars)", highlight=False)
+
+
+@data_app.command("features")
+def data_features(
+    market: Annotated[str, typer.Argument(help="Market id.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
+    target: Annotated[str, typer.Option(help="volatility or return.")] = "volatility",
+    horizon: Annotated[int | None, typer.Option(help="Label horizon in days (default: 5 for volatility, 1 for return).")] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Write the raw (unnormalised) feature matrix of a market: date, <family>.<feature>..., target."""
+    from xfer.data.features import TARGET_TYPES, build_features
+
+    if target not in TARGET_TYPES:
+        raise XferInputError(field="--target", expected=f"one of {list(TARGET_TYPES)}", found=repr(target))
+    if horizon is not None and horizon < 1:
+        raise XferInputError(field="--horizon", expected="an integer >= 1", found=str(horizon))
+    if out_path.suffix.lower() not in (".parquet", ".pq"):
+        raise XferInputError(field="--out", expected="a path ending in .parquet", found=str(out_path))
+    m = _store(store).load(market)
+    fm = build_features(m.frame, target=target, horizon=horizon)  # type: ignore[arg-type]
+    _atomic_write_parquet(fm.data, out_path)
+    fams = {k: len(v) for k, v in fm.families.items()}
+    err.print(
+        f"{market}: {len(fm.data)} rows x {len(fm.feature_names)} features {fams}, target "
+        f"{fm.target} h={fm.horizon}; masked {len(fm.masked)}: "
+        + (", ".join(f"{k} ({v})" for k, v in fm.masked.items()) or "none") + f" -> {out_path}",
+        highlight=False,
+    )
+
+
+@data_app.command("pair")
+def data_pair(
+    source: Annotated[str, typer.Argument(help="Source market id(s) or @group, comma-separated.")],
+    target: Annotated[str, typer.Argument(help="Target market id.")],
+    target_type: Annotated[str, typer.Option("--target-type", help="volatility or return.")] = "volatility",
+    horizon: Annotated[int | None, typer.Option(help="Label horizon in days.")] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Build the features of a source/target pair and show what they share, per family."""
+    from xfer.data.features import FAMILIES, build_features
+    from xfer.data.splits import SplitSpec, make_folds
+
+    st = _store(store)
+    sources = st.resolve(source.split(","))
+    tgt = st.resolve([target])[0]
+    mats = {mid: build_features(st.load(mid).frame, target=target_type, horizon=horizon)  # type: ignore[arg-type]
+            for mid in [*sources, tgt]}
+    common = [c for c in mats[tgt].feature_names if all(c in m.feature_names for m in mats.values())]
+    t = Table(title=f"{','.join(sources)} -> {tgt} ({target_type})")
+    t.add_column("family")
+    t.add_column("shared features")
+    t.add_column("masked (reason)")
+    for fam in FAMILIES:
+        shared = [c.split(".", 1)[1] for c in common if c.startswith(fam + ".")]
+        why: dict[str, list[str]] = {}
+        for mid, m in mats.items():
+            for c, reason in m.masked.items():
+                if c.startswith(fam + "."):
+                    why.setdefault(f"{c.split('.', 1)[1]}: {reason}", []).append(mid)
+        masked = [f"{k} ({'all' if len(v) == len(mats) else ','.join(v)})" for k, v in why.items()]
+        t.add_row(fam, ", ".join(shared) or "-", "; ".join(masked) or "-")
+    out.print(t)
+    h = mats[tgt].horizon
+    folds = make_folds(len(mats[tgt].data), SplitSpec(horizon=h, embargo=h))
+    d = mats[tgt].data["date"]
+    for f in folds:
+        out.print(f"target fold {f.index}: train {d[f.train.start].date()}..{d[f.train.stop - 1].date()} "
+                  f"({len(f.train)}) | val {d[f.val.start].date()}..{d[f.val.stop - 1].date()} "
+                  f"({len(f.val)}) | test {d[f.test.start].date()}..{d[f.test.stop - 1].date()} ({len(f.test)})",
+                  highlight=False)
+    for mid, m in mats.items():
+        out.print(f"{mid}: {len(m.data)} model-ready rows", highlight=False)
+
+
+def main() -> None:
+    """Console entry point: run the app, turning bad input into a clear non-zero exit."""
+    try:
+        app()
+    except XferInputError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except ValidationError as exc:
+        err.print(f"[bold red]error:[/] {_pydantic_message(exc)}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

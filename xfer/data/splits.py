@@ -1,0 +1,109 @@
+"""Walk-forward time splits with an embargo, and the target-fraction rule.
+
+For ``n`` model-ready rows (consecutive trading days, oldest first)::
+
+    |----------------------- train -------------------| gap |-- val --| gap |-- test k --|
+
+The last ``test_share`` of rows is the held-out test period, cut into ``n_folds``
+consecutive blocks. Fold k tests on block k, validates on the ``val_size`` rows that end one
+embargo before it, and trains on everything that ends one embargo before validation
+(an expanding window). The embargo is at least the label horizon, so no training label
+overlaps a validation or test label. Hyperparameters are chosen on validation; each fold's
+test block is read once.
+
+Target fraction f keeps the most recent contiguous ``ceil(f * len(train))`` training rows:
+a market that started trading later, never a random subsample.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MIN_TRAIN_ROWS = 20
+"""Smallest training window a fraction may leave (a fit on fewer rows is meaningless)."""
+
+
+class SplitSpec(BaseModel):
+    """How a market's rows are split in time."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n_folds: int = Field(default=3, ge=1, le=50, description="Walk-forward test folds.")
+    test_share: float = Field(
+        default=0.2, gt=0.0, lt=1.0, description="Share of rows in the held-out test period."
+    )
+    val_share: float = Field(
+        default=0.1, gt=0.0, lt=1.0, description="Validation rows per fold, as a share of n."
+    )
+    embargo: int = Field(default=5, ge=0, description="Rows dropped between train/val/test.")
+    horizon: int = Field(default=5, ge=1, description="Label horizon; the embargo must cover it.")
+
+    @model_validator(mode="after")
+    def _embargo_covers_horizon(self) -> SplitSpec:
+        if self.embargo < self.horizon:
+            raise ValueError(
+                f"The 'embargo' field must be >= the label horizon ({self.horizon}). "
+                f"Got {self.embargo} instead."
+            )
+        if self.test_share + self.val_share >= 0.9:
+            raise ValueError(
+                "The 'test_share' + 'val_share' fields must leave at least 10% for training. "
+                f"Got {self.test_share} + {self.val_share} instead."
+            )
+        return self
+
+    def min_rows(self) -> int:
+        """Fewest rows for which every fold has train, val and test rows."""
+        # each test block >= 1 row, val >= 1 row, train >= MIN_TRAIN_ROWS, two embargo gaps
+        need_test = math.ceil(self.n_folds / self.test_share)
+        need_val = math.ceil(1 / self.val_share)
+        need_train = math.ceil((MIN_TRAIN_ROWS + 2 * self.embargo) / (1 - self.test_share - self.val_share))
+        return max(need_test, need_val, need_train)
+
+
+@dataclass(frozen=True)
+class Fold:
+    """Row ranges of one walk-forward fold (half-open, into the model-ready rows)."""
+
+    index: int
+    train: range
+    val: range
+    test: range
+
+    def with_fraction(self, fraction: float) -> Fold:
+        """Keep only the most recent contiguous ``fraction`` of the training window."""
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError(f"The 'fraction' parameter must be in (0, 1]. Got {fraction} instead.")
+        n = len(self.train)
+        keep = min(n, max(MIN_TRAIN_ROWS, math.ceil(fraction * n - 1e-9)))
+        return replace(self, train=range(self.train.stop - keep, self.train.stop))
+
+
+def make_folds(n_rows: int, spec: SplitSpec) -> list[Fold]:
+    """Walk-forward folds over ``n_rows`` rows; raises ValueError if there are too few."""
+    if n_rows < spec.min_rows():
+        raise ValueError(
+            f"Too few rows for the splits asked for: need at least {spec.min_rows()} model-ready "
+            f"rows for {spec.n_folds} fold(s) with test_share={spec.test_share}, "
+            f"val_share={spec.val_share}, embargo={spec.embargo}. Got {n_rows} instead."
+        )
+    test_len = max(spec.n_folds, round(n_rows * spec.test_share))
+    test_start = n_rows - test_len
+    val_len = max(1, round(n_rows * spec.val_share))
+    # Split the test period into n_folds consecutive blocks, sizes differing by at most one.
+    bounds = [test_start + (test_len * k) // spec.n_folds for k in range(spec.n_folds + 1)]
+    folds = []
+    for k in range(spec.n_folds):
+        test = range(bounds[k], bounds[k + 1])
+        val_stop = test.start - spec.embargo
+        val = range(val_stop - val_len, val_stop)
+        train = range(0, val.start - spec.embargo)
+        if len(train) < MIN_TRAIN_ROWS:
+            raise ValueError(
+                f"Fold {k} would train on {len(train)} rows; need at least {MIN_TRAIN_ROWS}."
+            )
+        folds.append(Fold(index=k, train=train, val=val, test=test))
+    return folds

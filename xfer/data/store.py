@@ -1,0 +1,259 @@
+"""Market data store: one Parquet file per market, its catalog entry inside the file.
+
+Layout (``XFER_HOME``, default ``~/.xfer``)::
+
+    markets/<id>.parquet      user markets (imported or synthetic)
+
+plus the embedded samples shipped inside the package (``xfer/data/samples/*.parquet``),
+which are read-only and available with no import step.
+
+Each file is a plain table (``date``, ``close`` and whichever of ``open``, ``high``, ``low``,
+``volume``, ``spread`` exist) readable by pandas, polars or DuckDB without xfer; the catalog
+entry (:class:`MarketInfo`) is stored as JSON in the Parquet key-value metadata under
+``xfer.market``. Keeping data and metadata in one file makes a write a single atomic
+rename: a failed import never leaves half a market behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field
+
+from xfer.errors import XferInputError
+
+ASSET_CLASSES = ("equity", "index", "commodity", "fx", "crypto", "etf", "volatility", "rates")
+LIQUIDITY_TIERS = ("high", "medium", "low", "unknown")
+PRICE_COLUMNS = ("open", "high", "low", "close")
+OPTIONAL_COLUMNS = ("open", "high", "low", "volume", "spread")
+"""Columns a market may have besides ``date`` and ``close``; absent ones are masked downstream."""
+METADATA_KEY = b"xfer.market"
+MARKET_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,63}$")
+
+AssetClass = Literal["equity", "index", "commodity", "fx", "crypto", "etf", "volatility", "rates"]
+LiquidityTier = Literal["high", "medium", "low", "unknown"]
+
+
+class MarketInfo(BaseModel):
+    """Catalog entry of one market."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(description="Unique id, lowercase: letters, digits, '_', '.', '-'.")
+    name: str = Field(description="Display name.")
+    asset_class: AssetClass = Field(description="equity, index, commodity, fx, ...")
+    region: str = Field(default="unknown", description="e.g. US, global.")
+    liquidity_tier: LiquidityTier = Field(default="unknown", description="high/medium/low.")
+    frequency: Literal["daily"] = Field(default="daily", description="Bar frequency.")
+    source: str = Field(default="", description="Where the data came from.")
+    licence: str = Field(default="", description="Licence of the data.")
+    first_date: date = Field(description="First bar.")
+    last_date: date = Field(description="Last bar.")
+    n_rows: int = Field(description="Number of bars.")
+    columns: tuple[str, ...] = Field(description="Data columns present (close always).")
+    tags: tuple[str, ...] = Field(default=(), description="Groups, e.g. us_large_cap, energy.")
+    synthetic: bool = Field(default=False, description="Made by xfer's generator.")
+    synth_params: dict[str, Any] | None = Field(
+        default=None, description="Generator spec and seed: the ground truth of a synthetic market."
+    )
+    embedded: bool = Field(default=False, description="Shipped inside the package (read-only).")
+
+
+@dataclass(frozen=True)
+class Market:
+    """A market's catalog entry and its bars (``date`` column first, ascending)."""
+
+    info: MarketInfo
+    frame: pd.DataFrame
+
+
+def default_home() -> Path:
+    """``$XFER_HOME`` if set, else ``~/.xfer``."""
+    env = os.environ.get("XFER_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".xfer"
+
+
+def _samples_dir() -> Path:
+    return Path(str(resources.files("xfer.data") / "samples"))
+
+
+def validate_market_id(market_id: str, *, file: str | Path | None = None) -> str:
+    """Return ``market_id`` if it is a valid id, else raise :class:`XferInputError`."""
+    if not isinstance(market_id, str) or not MARKET_ID_RE.match(market_id):
+        raise XferInputError(
+            file=file,
+            field="market id",
+            expected="1-64 lowercase letters, digits, '_', '.', '-' starting with a letter/digit",
+            found=repr(market_id),
+        )
+    return market_id
+
+
+def read_info(path: Path) -> MarketInfo:
+    """Read only the catalog entry of a market file (no data pages are read)."""
+    meta = pq.read_schema(path).metadata or {}
+    if METADATA_KEY not in meta:
+        raise XferInputError(
+            file=path, field="metadata", expected="an xfer market file", found="no xfer.market key"
+        )
+    return MarketInfo.model_validate_json(meta[METADATA_KEY])
+
+
+def write_market_file(frame: pd.DataFrame, info: MarketInfo, path: Path) -> None:
+    """Write ``frame`` with ``info`` to ``path`` atomically (temp file, then rename)."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta[METADATA_KEY] = info.model_dump_json().encode()
+    table = table.replace_schema_metadata(meta)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a market file is ordinary shared data
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def info_for_frame(frame: pd.DataFrame, **fields: Any) -> MarketInfo:
+    """Build a :class:`MarketInfo` whose dates, row count and columns come from ``frame``."""
+    cols = tuple(c for c in ("open", "high", "low", "close", "volume", "spread") if c in frame)
+    return MarketInfo(
+        first_date=frame["date"].iloc[0].date(),
+        last_date=frame["date"].iloc[-1].date(),
+        n_rows=len(frame),
+        columns=cols,
+        **fields,
+    )
+
+
+class Store:
+    """The market catalog: embedded samples plus the user's markets under ``root``."""
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root).expanduser() if root is not None else default_home()
+
+    @property
+    def markets_dir(self) -> Path:
+        return self.root / "markets"
+
+    def _embedded_paths(self) -> dict[str, Path]:
+        d = _samples_dir()
+        return {p.stem: p for p in sorted(d.glob("*.parquet"))} if d.is_dir() else {}
+
+    def _user_paths(self) -> dict[str, Path]:
+        d = self.markets_dir
+        return {p.stem: p for p in sorted(d.glob("*.parquet"))} if d.is_dir() else {}
+
+    def _path(self, market_id: str) -> Path:
+        user = self.markets_dir / f"{market_id}.parquet"
+        if user.is_file():
+            return user
+        emb = _samples_dir() / f"{market_id}.parquet"
+        if emb.is_file():
+            return emb
+        raise XferInputError(
+            field="market",
+            expected=f"one of the {len(self.ids())} markets in the catalog (see `xfer data list`)",
+            found=repr(market_id),
+            hint=_did_you_mean(market_id, self.ids()),
+        )
+
+    def ids(self) -> list[str]:
+        """All market ids, embedded and user."""
+        return sorted({*self._embedded_paths(), *self._user_paths()})
+
+    def list(self) -> list[MarketInfo]:
+        """Catalog entries of every market, sorted by id."""
+        paths = {**self._embedded_paths(), **self._user_paths()}
+        return [read_info(paths[k]) for k in sorted(paths)]
+
+    def __contains__(self, market_id: object) -> bool:
+        return isinstance(market_id, str) and market_id in self.ids()
+
+    def info(self, market_id: str) -> MarketInfo:
+        return read_info(self._path(market_id))
+
+    def load(self, market_id: str) -> Market:
+        """Load one market's bars and catalog entry."""
+        path = self._path(market_id)
+        info = read_info(path)
+        frame = pq.read_table(path).to_pandas()
+        frame["date"] = pd.to_datetime(frame["date"]).astype("datetime64[ns]")
+        return Market(info=info, frame=frame)
+
+    def resolve(self, names: Iterable[str]) -> list[str]:
+        """Expand ids and ``@tag`` groups (e.g. ``@us_large_cap``) to market ids, in order."""
+        out: list[str] = []
+        catalog: list[MarketInfo] | None = None
+        for name in names:
+            if name.startswith("@"):
+                catalog = catalog if catalog is not None else self.list()
+                tag = name[1:]
+                hits = [m.id for m in catalog if tag in m.tags]
+                if not hits:
+                    tags = sorted({t for m in catalog for t in m.tags})
+                    raise XferInputError(
+                        field="market group",
+                        expected=f"a tag in {tags}",
+                        found=repr(name),
+                    )
+                out.extend(h for h in hits if h not in out)
+            else:
+                self._path(name)  # raises with the valid names
+                if name not in out:
+                    out.append(name)
+        return out
+
+    def check_new(self, market_id: str, *, replace: bool = False) -> Path:
+        """Path a new market would take; raises if the id is taken (or embedded)."""
+        validate_market_id(market_id)
+        if market_id in self._embedded_paths():
+            raise XferInputError(
+                field="--market",
+                expected="an id not used by an embedded sample (they are read-only)",
+                found=repr(market_id),
+            )
+        path = self.markets_dir / f"{market_id}.parquet"
+        if path.exists() and not replace:
+            raise XferInputError(
+                field="--market",
+                expected="a new market id",
+                found=f"{market_id!r}, which already exists in {path}",
+                hint="pass --replace to overwrite it",
+            )
+        return path
+
+    def add(self, frame: pd.DataFrame, info: MarketInfo, *, replace: bool = False) -> Path:
+        """Add a market atomically; refuses an existing id unless ``replace``."""
+        path = self.check_new(info.id, replace=replace)
+        write_market_file(frame, info, path)
+        return path
+
+
+def _did_you_mean(name: str, valid: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, valid, n=3)
+    if close:
+        return f"did you mean {', '.join(close)}?"
+    return f"valid ids: {', '.join(valid[:40])}{' ...' if len(valid) > 40 else ''}"
+
+
+def catalog_json(infos: list[MarketInfo]) -> str:
+    """The catalog as a JSON array (dates as ISO strings)."""
+    return json.dumps([i.model_dump(mode="json") for i in infos], indent=2)

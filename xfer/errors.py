@@ -1,0 +1,43 @@
+"""One error type for every bad input a user can give xfer.
+
+Every user-facing entry point (CLI, study spec, data import) raises :class:`XferInputError`
+with the file, the field, what was expected and what was found, so a message always tells
+the user where to look and what to change. The CLI turns it into a non-zero exit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class XferError(Exception):
+    """Base class of xfer's own errors."""
+
+
+class XferInputError(XferError, ValueError):
+    """Bad input: names the file, the field, what was expected and what was found."""
+
+    def __init__(
+        self,
+        *,
+        file: str | Path | None = None,
+        field: str | None = None,
+        expected: str,
+        found: str,
+        hint: str | None = None,
+    ) -> None:
+        self.file = str(file) if file is not None else None
+        self.field = field
+        self.expected = expected
+        self.found = found
+        self.hint = hint
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = ": ".join(p for p in (self.file, self.field) if p)
+        msg = f"expected {self.expected}; found {self.found}"
+        if where:
+            msg = f"{where}: {msg}"
+        if self.hint:
+            msg += f" (hint: {self.hint})"
+        return msg
