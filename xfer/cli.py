@@ -290,10 +290,10 @@ def data_pair(
         out.print(f"{mid}: {len(m.data)} model-ready rows", highlight=False)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app, turning bad input into a clear non-zero exit."""
     try:
-        app()
+        app(args=argv, prog_name="xfer")
     except XferInputError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)

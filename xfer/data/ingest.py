@@ -58,7 +58,9 @@ def _read_raw(path: Path) -> pd.DataFrame:
     try:
         if suffixes.endswith(".parquet") or suffixes.endswith(".pq"):
             raw = pd.read_parquet(path)
-            if isinstance(raw.index, pd.DatetimeIndex) or raw.index.name:
+            if isinstance(raw.index, pd.DatetimeIndex):  # dates stored as the index
+                raw = raw.rename_axis(raw.index.name or "date").reset_index()
+            elif raw.index.name:
                 raw = raw.reset_index()
             return raw
         raw = pd.read_csv(
