@@ -1,0 +1,1 @@
+"""xfer.transfer."""
