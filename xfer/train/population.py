@@ -77,7 +77,8 @@ class Member:
     plan: GroupPlan
     lr: float
     seed: int
-    train: range
+    train: range | torch.Tensor
+    """Training rows: a contiguous range (target fraction) or any row indices (pooled sources)."""
     init: Params | None = None
     """Backbone weights to start from (``plan.init == 'source'``); None = random from ``seed``."""
     weight_decay: float = 0.0
@@ -208,9 +209,9 @@ class Population:
         self,
         members: Sequence[Member],
         data: Data,
-        val: range,
+        val: range | torch.Tensor,
         domain_data: Data | None = None,
-        domain_rows: range | None = None,
+        domain_rows: range | torch.Tensor | None = None,
         main_domain: float = 0.0,
     ) -> list[MemberResult]:
         """Train all members; return each one's best-validation weights and curve."""
@@ -242,16 +243,16 @@ class Population:
         beta1, beta2, eps = 0.9, 0.999, 1e-8
 
         gens = [torch.Generator().manual_seed(m.seed) for m in members]
-        lo = torch.tensor([max(m.train.start, self.window - 1) for m in members])
-        span = torch.tensor([m.train.stop for m in members]) - lo
-        if (span < 1).any():
-            raise ValueError("A member has an empty training range")
+        pool_list = [train_rows(m.train, self.window) for m in members]
+        span = torch.tensor([len(p) for p in pool_list])
+        pools = torch.zeros((P, int(span.max())), dtype=torch.long)
+        for i, p in enumerate(pool_list):
+            pools[i, : len(p)] = p
         vrows = _even_rows(val, cfg.eval_rows)
         xv, yv = data.gather(vrows, self.window), data.y[vrows]
         if use_dann:
             assert domain_data is not None and domain_rows is not None
-            dlo = max(domain_rows.start, self.window - 1)
-            dspan = domain_rows.stop - dlo
+            dpool = train_rows(domain_rows, self.window)
             dgen = torch.Generator().manual_seed(members[0].seed + 7919)
 
         step_fn = vmap(
@@ -275,10 +276,11 @@ class Population:
         for epoch in range(cfg.max_epochs):
             # batch rows of this epoch: one draw per member from its own generator
             u = torch.stack([torch.rand((cfg.steps_per_epoch, B), generator=g) for g in gens], dim=1)
-            rows = lo.view(1, P, 1) + (u * span.view(1, P, 1)).long()
+            pos = (u * span.view(1, P, 1)).long()  # (steps, P, B) positions in each pool
+            rows = torch.gather(pools.unsqueeze(0).expand(cfg.steps_per_epoch, -1, -1), 2, pos)
             if use_dann:
                 ud = torch.rand((cfg.steps_per_epoch, P, B), generator=dgen)
-                drows = dlo + (ud * dspan).long()
+                drows = dpool[(ud * len(dpool)).long()]
             for s in range(cfg.steps_per_epoch):
                 xb = data.gather(rows[s], self.window)
                 yb = data.y[rows[s]]
@@ -298,7 +300,7 @@ class Population:
                     bc2 = 1 - beta2**step
                     p = params[k]
                     decayed = p * _bcast(1 - lr * wd, p)
-                    denom = (exp_sq[k] / bc2).sqrt() + eps
+                    denom = exp_sq[k].sqrt() / math.sqrt(bc2) + eps  # as torch.optim.AdamW
                     new = decayed - _bcast(lr / bc1, p) * exp_avg[k] / denom
                     params[k] = torch.where(_bcast(train_mask, p), new, p)
             self.net.eval()
@@ -334,11 +336,12 @@ class Population:
 
     @torch.no_grad()
     def _domain_accuracy(self, params: Params, data: Data, vrows: torch.Tensor,
-                         domain_data: Data | None, domain_rows: range | None,
+                         domain_data: Data | None, domain_rows: range | torch.Tensor | None,
                          main_domain: float) -> torch.Tensor:
         """Held-out accuracy of the discriminator telling the two domains apart (0.5 = chance)."""
         assert domain_data is not None and domain_rows is not None
-        drows = _even_rows(domain_rows, len(vrows))
+        dpool = train_rows(domain_rows, self.window)
+        drows = dpool[torch.linspace(0, len(dpool) - 1, len(vrows)).round().long()]
         xa, xb = data.gather(vrows, self.window), domain_data.gather(drows, self.window)
 
         def acc(p: Params) -> torch.Tensor:
@@ -352,11 +355,22 @@ class Population:
         return vmap(acc, randomness="different")(params).cpu()
 
 
-def _even_rows(r: range, limit: int) -> torch.Tensor:
-    n = len(r)
-    if n <= limit:
-        return torch.arange(r.start, r.stop)
-    return torch.linspace(r.start, r.stop - 1, limit).round().long()
+def train_rows(rows: range | torch.Tensor, window: int) -> torch.Tensor:
+    """Rows a member may sample: a window-sized input must fit before each (ranges only)."""
+    if isinstance(rows, range):
+        pool = torch.arange(max(rows.start, window - 1), rows.stop)
+    else:
+        pool = torch.as_tensor(rows, dtype=torch.long)
+    if len(pool) < 1:
+        raise ValueError("A member has no training rows")
+    return pool
+
+
+def _even_rows(r: range | torch.Tensor, limit: int) -> torch.Tensor:
+    rows = torch.arange(r.start, r.stop) if isinstance(r, range) else torch.as_tensor(r, dtype=torch.long)
+    if len(rows) <= limit:
+        return rows
+    return rows[torch.linspace(0, len(rows) - 1, limit).round().long()]
 
 
 def predict(backbone: Backbone, params: Params, data: Data, rows: torch.Tensor) -> torch.Tensor:
