@@ -151,6 +151,9 @@ def data_import(
     )
 
 
+SYNTH_END = "2022-12-30"
+
+
 def _default_min_rows() -> int:
     from xfer.data.features import WARMUP
     from xfer.data.splits import SplitSpec
@@ -202,8 +205,14 @@ def data_synth(
             plan = [(f"{prefix}_src", s, n_source, "source"), (f"{prefix}_tgt", t, n_target, "target")]
     for mid, *_ in plan:
         st.check_new(mid, replace=replace)
+    import pandas as pd
+
     for k, (mid, spec, n, role) in enumerate(plan):
-        frame = syn.simulate(spec, n_days=n, seed=seed + 1000 * k)
+        # Every market of a set ends on the same day: the target is the younger market, as a
+        # short-lived ETF would be, so a source cut before the target's test period keeps
+        # most of its history.
+        start = pd.bdate_range(end=SYNTH_END, periods=n)[0].strftime("%Y-%m-%d")
+        frame = syn.simulate(spec, n_days=n, seed=seed + 1000 * k, start=start)
         frame = frame.drop(columns=["regime"], errors="ignore")
         info = info_for_frame(
             frame, id=mid, name=f"synthetic {relation or 'market'} {role}", asset_class="equity",

@@ -111,9 +111,12 @@ def _volume_trend(f: pd.DataFrame, r: pd.Series) -> pd.Series:
 
 
 def _amihud(f: pd.DataFrame, r: pd.Series) -> pd.Series:
-    # Amihud illiquidity: |return| per unit of traded value, trailing 20 days (log scale).
+    # Amihud illiquidity (|return| per unit of traded value, 20 days), relative to its own
+    # trailing year: the raw level drifts with the price level and across markets, so only
+    # its deviation is comparable over time and between domains.
     dollar = (f["close"] * f["volume"]).astype(float)
-    return np.log((r.abs() / (dollar + 1.0)).rolling(20).mean() + 1e-15)
+    la = np.log((r.abs() / (dollar + 1.0)).rolling(20).mean() + 1e-15)
+    return la - la.rolling(250).mean()
 
 
 def _hl_range(f: pd.DataFrame, r: pd.Series) -> pd.Series:
@@ -157,7 +160,7 @@ FEATURES: tuple[Feature, ...] = (
     # market structure (masked where the input column is absent)
     Feature("market_structure", "volume_z_20", ("volume",), _volume_z, 20),
     Feature("market_structure", "volume_trend_5_60", ("volume",), _volume_trend, 60),
-    Feature("market_structure", "amihud_20", ("close", "volume"), _amihud, 21),
+    Feature("market_structure", "amihud_20", ("close", "volume"), _amihud, 270),
     Feature("market_structure", "hl_range", ("high", "low"), _hl_range, 1),
     Feature("market_structure", "hl_range_20", ("high", "low"), _hl_range_20, 20),
     Feature("market_structure", "close_loc", ("high", "low", "close"), _close_loc, 1),

@@ -159,6 +159,10 @@ class Store:
         d = self.markets_dir
         return {p.stem: p for p in sorted(d.glob("*.parquet"))} if d.is_dir() else {}
 
+    def path(self, market_id: str) -> Path:
+        """File of a market (user markets shadow nothing: ids are unique)."""
+        return self._path(market_id)
+
     def _path(self, market_id: str) -> Path:
         user = self.markets_dir / f"{market_id}.parquet"
         if user.is_file():

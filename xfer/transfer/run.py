@@ -1,0 +1,430 @@
+"""One transfer experiment, end to end: source(s) -> [intermediates ->] target, against scratch.
+
+The flow, with the rules that keep its numbers honest:
+
+1. Features of every market involved; the model sees the feature columns all of them have
+   (market-structure columns absent anywhere are masked, not faked).
+2. The target is split walk-forward (:mod:`xfer.data.splits`). Every other market is cut
+   one embargo before the target's held-out test period starts, so no source or
+   intermediate model has seen bars from the target's test dates.
+3. Each domain is standardised on its own training window (features and label).
+4. The source model is pre-trained once per seed and cached on disk, keyed by everything
+   that determines it; chain stages fine-tune it on each intermediate market in turn.
+5. On the target, for every fold and fraction, one population trains every strategy x
+   seed x learning-rate candidate, scratch included with the same number of candidates.
+   Each (strategy, seed) keeps the candidate with the best validation loss; the test
+   block is read once, for that model only.
+6. Paired differences (strategy - scratch) over seeds and folds give a bootstrap interval
+   and a verdict; fractions give a data-sizing curve and a required fraction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from xfer.data.features import DEFAULT_HORIZON, FeatureMatrix, build_features
+from xfer.data.normalize import Standardizer
+from xfer.data.splits import SplitSpec, make_folds
+from xfer.data.store import Store
+from xfer.evaluate.importance import permutation_importance, regime_masks
+from xfer.evaluate.metrics import HIGHER_IS_BETTER, PRIMARY, compute_metrics, icir
+from xfer.evaluate.verdict import paired_verdict, required_fraction
+from xfer.models.backbones import BackboneSpec, build_backbone
+from xfer.train.population import (
+    Data,
+    Member,
+    MemberResult,
+    Params,
+    Population,
+    TrainConfig,
+    predict_many,
+)
+from xfer.transfer.strategies import STRATEGIES, StrategySpec, plan_for
+
+Progress = Callable[[str], None]
+
+
+class TrainSettings(BaseModel):
+    """Training-loop knobs (see :class:`xfer.train.population.TrainConfig`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    batch_size: int = Field(default=256, ge=1)
+    steps_per_epoch: int = Field(default=25, ge=1)
+    max_epochs: int = Field(default=40, ge=1)
+    patience: int = Field(default=5, ge=1)
+    eval_rows: int = Field(default=4096, ge=16)
+
+    def to_config(self) -> TrainConfig:
+        return TrainConfig(**self.model_dump())
+
+
+class TransferConfig(BaseModel):
+    """Everything that defines one transfer experiment."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: tuple[str, ...] = Field(description="Source market ids or @groups (pooled).")
+    target: str = Field(description="Target market id.")
+    strategies: tuple[str, ...] = Field(default=("scratch", "head_only", "partial", "full"))
+    fractions: tuple[float, ...] = Field(default=(1.0,), description="Target-data fractions.")
+    seeds: int = Field(default=3, ge=1, le=64)
+    target_type: Literal["volatility", "return"] = "volatility"
+    horizon: int | None = Field(default=None, ge=1, description="Label horizon (default per target).")
+    chain: tuple[str, ...] = Field(default=(), description="Intermediate markets, in order.")
+    chain_strategy: str = Field(default="full", description="Strategy of each intermediate stage.")
+    lr_ratio: float = Field(default=0.1, gt=0.0, description="Fine-tune base LR = ratio x source LR.")
+    source_lr: float = Field(default=1e-3, gt=0.0)
+    lr_candidates: tuple[float, ...] = Field(
+        default=(0.5, 1.0, 2.0),
+        description="Search budget: multipliers of each strategy's base LR tried on validation "
+        "(scratch's base LR is the source LR). Same count for every strategy.",
+    )
+    weight_decay: float = Field(default=1e-4, ge=0.0)
+    backbone: BackboneSpec = BackboneSpec()
+    strategy_knobs: StrategySpec = Field(default=StrategySpec(), description="Knobs; name ignored.")
+    dann_weight: float = Field(default=0.0, ge=0.0, description="DANN loss weight (0 = off).")
+    split: SplitSpec = Field(default=SplitSpec(n_folds=3, horizon=5, embargo=5))
+    source_val_share: float = Field(default=0.1, gt=0.0, lt=0.5)
+    train: TrainSettings = TrainSettings()
+    source_train: TrainSettings = TrainSettings(steps_per_epoch=50, max_epochs=30, patience=4)
+    cost_bps: float = Field(default=2.0, ge=0.0, description="Per-unit-turnover cost (return target).")
+    importance_repeats: int = Field(default=2, ge=0, description="0 = no permutation importance.")
+
+    @field_validator("fractions")
+    @classmethod
+    def _fractions(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        bad = [f for f in v if not 0.0 < f <= 1.0]
+        if bad or not v:
+            raise ValueError(f"fractions must be in (0, 1]. Got {list(v)} instead.")
+        return tuple(sorted(set(v)))
+
+    @field_validator("strategies")
+    @classmethod
+    def _strategies(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [s for s in v if s not in STRATEGIES]
+        if bad:
+            raise ValueError(f"unknown strategies {bad}; valid: {sorted(STRATEGIES)}")
+        return v if "scratch" in v else ("scratch", *v)  # scratch is always in the grid
+
+    @property
+    def h(self) -> int:
+        return self.horizon or DEFAULT_HORIZON[self.target_type]
+
+
+@dataclass
+class Domain:
+    """Standardised rows of one or more pooled markets, cut before a date."""
+
+    data: Data
+    train: torch.Tensor
+    val: torch.Tensor
+    markets: list[str]
+
+
+@dataclass
+class TransferResult:
+    config: TransferConfig
+    metric: str
+    table: pd.DataFrame
+    """One row per (strategy, fraction): scores, paired CI and verdict."""
+    fits: pd.DataFrame
+    """One row per final fit (strategy, fraction, seed, fold) with every metric."""
+    sizing: pd.DataFrame
+    """Required fraction per strategy (when several fractions were run)."""
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    features: list[str] = field(default_factory=list)
+    masked: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def records(self) -> list[dict[str, Any]]:
+        """The JSON contract of ``xfer transfer --json``: one object per (strategy, fraction)."""
+        return [{k: _jsonable(v) for k, v in r.items()} for r in self.table.to_dict("records")]
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, (float, np.floating)):
+        return None if not math.isfinite(float(v)) else float(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
+
+
+# ---------------------------------------------------------------------------- data
+
+
+def _domain(mats: dict[str, FeatureMatrix], cols: list[str], cutoff: pd.Timestamp, embargo: int,
+            val_share: float, window: int) -> Domain:
+    """Pool markets: each cut before ``cutoff``, split train/val in time, standardised alone."""
+    xs, ys, train, val = [], [], [], []
+    offset = 0
+    for mid, fm in mats.items():
+        d = fm.data[fm.data["date"] < cutoff]
+        n = len(d)
+        n_val = max(1, int(n * val_share))
+        tr_stop = n - n_val - embargo
+        if tr_stop < 50 + window:
+            raise ValueError(f"Market {mid!r} has only {n} rows before {cutoff.date()}; too few to train on")
+        x = d[cols].to_numpy(np.float64)
+        y = d["target"].to_numpy(np.float64)
+        sx, sy = Standardizer.fit(x[:tr_stop]), Standardizer.fit(y[:tr_stop])
+        xs.append(torch.from_numpy(sx.transform(x)))
+        ys.append(torch.from_numpy(sy.transform(y)))
+        first = window - 1  # a window must fit inside this market's own rows
+        train.append(torch.arange(offset + first, offset + tr_stop))
+        val.append(torch.arange(offset + max(first, n - n_val), offset + n))
+        offset += n
+    return Domain(Data(torch.cat(xs), torch.cat(ys)), torch.cat(train), torch.cat(val), list(mats))
+
+
+def _fingerprint(store: Store, mid: str) -> str:
+    return hashlib.sha256(store.path(mid).read_bytes()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------- the run
+
+
+def run_transfer(cfg: TransferConfig, store: Store | None = None, cache_dir: Path | None = None,
+                 progress: Progress | None = None) -> TransferResult:
+    """Run one transfer experiment; see the module docstring for the flow."""
+    say = progress or (lambda _m: None)
+    st = store or Store()
+    cache = Path(cache_dir) if cache_dir else st.root / "cache" / "source"
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    sources = st.resolve(cfg.source)
+    chain = st.resolve(cfg.chain) if cfg.chain else []
+    target = st.resolve([cfg.target])[0]
+    if target in sources or target in chain:
+        raise ValueError(f"The target {target!r} cannot also be a source or an intermediate")
+    h = cfg.h
+    mats = {m: build_features(st.load(m).frame, cfg.target_type, h) for m in dict.fromkeys([*sources, *chain, target])}
+    cols = [c for c in mats[target].feature_names if all(c in mats[m].feature_names for m in mats)]
+    masked = {c: why for m in mats.values() for c, why in m.masked.items()}
+    masked.update({c: "absent in another market of the pair" for m in mats.values()
+                   for c in m.feature_names if c not in cols})
+    split = cfg.split.model_copy(update={"horizon": h, "embargo": max(h, cfg.split.embargo)})
+    tgt = mats[target]
+    folds = make_folds(len(tgt.data), split)
+    cutoff = pd.Timestamp(tgt.data["date"].iloc[folds[0].test.start - split.embargo])
+    window = cfg.backbone.window if cfg.backbone.name != "mlp" else 1
+    bb = build_backbone(len(cols), cfg.backbone)
+    n_groups = len(bb.group_names())
+    timings["features_s"] = time.perf_counter() - t0
+    say(f"{len(cols)} shared features, {len(masked)} masked; target folds {len(folds)}; "
+        f"other markets cut before {cutoff.date()}")
+
+    # --- source pre-training, cached per seed
+    t1 = time.perf_counter()
+    src = _domain({m: mats[m] for m in sources}, cols, cutoff, split.embargo, cfg.source_val_share, window)
+    tgt_unlabelled = None
+    if cfg.dann_weight > 0:
+        tgt_unlabelled = _domain({target: tgt}, cols, cutoff, split.embargo, cfg.source_val_share, window)
+    key_base = {
+        "sources": {m: _fingerprint(st, m) for m in sources}, "cols": cols, "target_type": cfg.target_type,
+        "h": h, "cutoff": str(cutoff.date()), "backbone": cfg.backbone.model_dump(),
+        "train": cfg.source_train.model_dump(), "lr": cfg.source_lr, "wd": cfg.weight_decay,
+        "val_share": cfg.source_val_share, "embargo": split.embargo,
+        "dann": {"w": cfg.dann_weight, "target": _fingerprint(st, target)} if cfg.dann_weight > 0 else None,
+    }
+    source_weights: dict[int, Params] = {}
+    todo = []
+    for s in range(cfg.seeds):
+        key = hashlib.sha256(json.dumps({**key_base, "seed": s}, sort_keys=True).encode()).hexdigest()[:24]
+        path = cache / f"{key}.pt"
+        if path.is_file():
+            source_weights[s] = torch.load(path, weights_only=True)
+        else:
+            todo.append((s, path))
+    if todo:
+        say(f"pre-training source {','.join(sources)} ({len(src.train)} rows) for seeds {[s for s, _ in todo]}")
+        members = [Member(plan_for("scratch", n_groups), lr=cfg.source_lr, seed=10_000 + s, train=src.train,
+                          weight_decay=cfg.weight_decay, dann_weight=cfg.dann_weight) for s, _ in todo]
+        res = Population(bb, cfg.source_train.to_config()).fit(
+            members, src.data, src.val,
+            domain_data=tgt_unlabelled.data if tgt_unlabelled else None,
+            domain_rows=tgt_unlabelled.train if tgt_unlabelled else None, main_domain=0.0)
+        cache.mkdir(parents=True, exist_ok=True)
+        for (s, path), r in zip(todo, res, strict=True):
+            source_weights[s] = r.params
+            tmp = path.with_suffix(".tmp")
+            torch.save(r.params, tmp)
+            tmp.replace(path)
+    else:
+        say(f"source models for {cfg.seeds} seed(s) loaded from cache")
+    timings["source_s"] = time.perf_counter() - t1
+
+    # --- intermediate stages
+    stages: list[dict[str, Any]] = []
+    weights = source_weights
+    for mid in chain:
+        t2 = time.perf_counter()
+        dom = _domain({mid: mats[mid]}, cols, cutoff, split.embargo, cfg.source_val_share, window)
+        members = [Member(plan_for(StrategySpec(**{**cfg.strategy_knobs.model_dump(), "name": cfg.chain_strategy}), n_groups),
+                          lr=cfg.source_lr * cfg.lr_ratio, seed=20_000 + s, train=dom.train, init=weights[s],
+                          weight_decay=cfg.weight_decay) for s in range(cfg.seeds)]
+        res = Population(bb, cfg.train.to_config()).fit(members, dom.data, dom.val)
+        weights = {s: r.params for s, r in enumerate(res)}
+        stages.append({"market": mid, "val_loss": [r.best_val for r in res], "epochs": [r.epochs for r in res],
+                       "seconds": time.perf_counter() - t2})
+        say(f"chain stage {mid}: val loss {np.mean([r.best_val for r in res]):.4f}")
+
+    # --- target fine-tuning: one population per (fold, fraction)
+    t3 = time.perf_counter()
+    metric = PRIMARY[cfg.target_type]
+    y_raw = tgt.data["target"].to_numpy(np.float64)
+    x_raw = tgt.data[cols].to_numpy(np.float64)
+    rv = tgt.data["volatility.rv_20"].to_numpy() if "volatility.rv_20" in tgt.data else None
+    fam_cols = {}
+    for i, c in enumerate(cols):
+        fam_cols.setdefault(c.split(".", 1)[0], []).append(i)
+    rows: list[dict[str, Any]] = []
+    src_dom = src if cfg.dann_weight > 0 else None
+    for fold in folds:
+        for frac in cfg.fractions:
+            ff = fold.with_fraction(frac)
+            tr = np.arange(ff.train.start, ff.train.stop)
+            sx, sy = Standardizer.fit(x_raw[tr]), Standardizer.fit(y_raw[tr])
+            data = Data(torch.from_numpy(sx.transform(x_raw)), torch.from_numpy(sy.transform(y_raw)))
+            members = []
+            for strat in cfg.strategies:
+                plan = plan_for(StrategySpec(**{**cfg.strategy_knobs.model_dump(), "name": strat}), n_groups)
+                base = cfg.source_lr if strat == "scratch" else cfg.source_lr * cfg.lr_ratio
+                for s in range(cfg.seeds):
+                    for ci, mult in enumerate(cfg.lr_candidates):
+                        members.append(Member(
+                            plan, lr=base * mult, seed=s + 1, train=ff.train,
+                            init=weights[s] if plan.init == "source" else None, weight_decay=cfg.weight_decay,
+                            dann_weight=cfg.dann_weight if (strat != "scratch" and src_dom is not None) else 0.0,
+                            tag={"strategy": strat, "seed": s, "cand": ci}))
+            res = Population(bb, cfg.train.to_config()).fit(
+                members, data, ff.val, domain_data=src_dom.data if src_dom else None,
+                domain_rows=src_dom.train if src_dom else None, main_domain=1.0)
+            chosen = _select(res)
+            test_rows = torch.arange(ff.test.start, ff.test.stop)
+            preds = predict_many(bb, [r.params for r in chosen], data, test_rows).numpy()
+            yt = y_raw[ff.test.start:ff.test.stop]
+            thresh = float(np.median(rv[tr])) if rv is not None else float("nan")
+            regimes = regime_masks(rv[ff.test.start:ff.test.stop], thresh) if rv is not None else {}
+            for r, p in zip(chosen, preds, strict=True):
+                praw = sy.inverse(p)
+                row: dict[str, Any] = {
+                    "strategy": r.member.tag["strategy"], "fraction": frac, "seed": r.member.tag["seed"],
+                    "fold": fold.index, "lr": r.member.lr, "val_loss": r.best_val, "epochs": r.epochs,
+                    "best_epoch": r.best_epoch, "n_train": len(ff.train), "n_test": len(ff.test),
+                    "domain_acc": r.domain_acc,
+                    "test_start": str(tgt.data["date"].iloc[ff.test.start].date()),
+                    "test_end": str(tgt.data["date"].iloc[ff.test.stop - 1].date()),
+                }
+                row.update({f"test_{k}": v for k, v in compute_metrics(cfg.target_type, yt, praw, cfg.cost_bps, h).items()})
+                for reg, mask in regimes.items():
+                    if mask.sum() >= 10:
+                        m = compute_metrics(cfg.target_type, yt[mask], praw[mask], cfg.cost_bps, h)[metric]
+                    else:
+                        m = float("nan")
+                    row[f"regime_{reg}_{metric}"] = m
+                if cfg.importance_repeats:
+                    imp = _importance(bb, r.params, data, test_rows, sy, yt, cfg, fam_cols, metric, h)
+                    row.update({f"importance_{k}": v for k, v in imp.items()})
+                rows.append(row)
+            say(f"fold {fold.index} fraction {frac:g}: {len(members)} fits in one population "
+                f"({', '.join(_val_summary(chosen))} val)")
+    timings["target_s"] = time.perf_counter() - t3
+    fits = pd.DataFrame(rows)
+    table = _aggregate(fits, cfg, metric)
+    sizing = sizing_table(fits, metric) if len(cfg.fractions) > 1 else pd.DataFrame()
+    timings["total_s"] = time.perf_counter() - t0
+    return TransferResult(cfg, metric, table, fits, sizing, stages, cols, masked, timings)
+
+
+def _val_summary(chosen: list[MemberResult]) -> list[str]:
+    by: dict[str, list[float]] = {}
+    for c in chosen:
+        by.setdefault(c.member.tag["strategy"], []).append(c.best_val)
+    return [f"{k}={np.mean(v):.3f}" for k, v in by.items()]
+
+
+def _select(results: list[MemberResult]) -> list[MemberResult]:
+    """Per (strategy, seed), the learning-rate candidate with the best validation loss."""
+    best: dict[tuple[str, int], MemberResult] = {}
+    for r in results:
+        k = (r.member.tag["strategy"], r.member.tag["seed"])
+        if k not in best or r.best_val < best[k].best_val:
+            best[k] = r
+    return list(best.values())
+
+
+def _importance(bb, params, data, rows, sy, yt, cfg, fam_cols, metric, h) -> dict[str, float]:
+    def predict(x: torch.Tensor) -> np.ndarray:
+        return sy.inverse(predict_many(bb, [params], Data(x, data.y), rows)[0].numpy())
+
+    def score(p: np.ndarray) -> float:
+        v = compute_metrics(cfg.target_type, yt, p, cfg.cost_bps, h)[metric]
+        return v if HIGHER_IS_BETTER[metric] else -v
+
+    return permutation_importance(predict, data.x, rows, score, fam_cols, repeats=cfg.importance_repeats)
+
+
+def _aggregate(fits: pd.DataFrame, cfg: TransferConfig, metric: str) -> pd.DataFrame:
+    col = f"test_{metric}"
+    out = []
+    scratch = fits[fits["strategy"] == "scratch"].set_index(["fraction", "seed", "fold"])[col]
+    for (strat, frac), g in fits.groupby(["strategy", "fraction"], sort=False):
+        g = g.set_index(["fraction", "seed", "fold"])
+        sc = scratch.loc[frac]
+        pairs = g[col].droplevel(0).align(sc.rename("s"), join="inner")
+        diffs = (pairs[0] - pairs[1]).to_numpy()
+        row: dict[str, Any] = {"strategy": strat, "fraction": frac, "metric": metric,
+                               "test_score": float(g[col].mean()), "scratch_score": float(sc.mean())}
+        if strat == "scratch":
+            row.update({"delta": 0.0, "delta_ci": [0.0, 0.0], "verdict": "baseline", "n_pairs": len(diffs)})
+        else:
+            v = paired_verdict(diffs, higher_is_better=HIGHER_IS_BETTER[metric])
+            sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+            row.update({"delta": sign * v.mean, "delta_ci": sorted([sign * v.ci_low, sign * v.ci_high]),
+                        "verdict": v.verdict, "n_pairs": v.n})
+        if metric == "ic":
+            row["icir"] = icir(list(g.groupby(level="fold")[col].mean()))
+        for c in [c for c in g.columns if c.startswith(("regime_", "importance_"))] + ["domain_acc"]:
+            if c in g and g[c].notna().any():
+                row[c] = float(g[c].mean())
+        out.append(row)
+    order = {s: i for i, s in enumerate(cfg.strategies)}
+    return pd.DataFrame(out).sort_values(["fraction", "strategy"], key=lambda s: s.map(order) if s.name == "strategy" else s).reset_index(drop=True)
+
+
+def sizing_table(fits: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Required target fraction per strategy to reach scratch trained on all the data."""
+    col = f"test_{metric}"
+    sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+    full = fits["fraction"].max()
+    ref = sign * fits[(fits["strategy"] == "scratch") & (fits["fraction"] == full)][col].to_numpy()
+    out = []
+    for strat, g in fits.groupby("strategy", sort=False):
+        curve = {float(f): sign * gg[col].to_numpy() for f, gg in g.groupby("fraction")}
+        rf = required_fraction(curve, ref)
+        out.append({"strategy": strat, "required_fraction": rf.point, "ci_low": rf.ci_low,
+                    "ci_high": rf.ci_high, "reached_share": rf.reached_share,
+                    "curve": {f: float(np.mean(v)) * sign for f, v in curve.items()}})
+    return pd.DataFrame(out)
+
+
+def config_summary(cfg: TransferConfig) -> dict[str, Any]:
+    return json.loads(cfg.model_dump_json())
+
+
+__all__ = ["TrainSettings", "TransferConfig", "TransferResult", "run_transfer", "sizing_table"]
