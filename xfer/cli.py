@@ -6,6 +6,7 @@ expected and what was found, and exits with status 2 (1 for unexpected failures)
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -43,11 +44,6 @@ def _store(root: Path | None) -> Any:
     from xfer.data.store import Store
 
     return Store(root)
-
-
-def _fail(msg: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
 
 
 def _pydantic_message(exc: ValidationError, file: str | None = None) -> str:
@@ -151,9 +147,6 @@ def data_import(
     )
 
 
-SYNTH_END = "2022-12-30"
-
-
 def _default_min_rows() -> int:
     from xfer.data.features import WARMUP
     from xfer.data.splits import SplitSpec
@@ -174,56 +167,34 @@ def data_synth(
 ) -> None:
     """Generate ground-truth synthetic markets into the store (parameters kept in the catalog)."""
     from xfer.data import synthetic as syn
-    from xfer.data.store import info_for_frame
 
     st = _store(store)
     if relation is None:
         if market is None:
-            _fail("xfer data synth: --market: expected an id (with --param NAME=VALUE ...) or --relation; found neither")
+            raise XferInputError(field="--market", expected="an id (with --param NAME=VALUE ...) or --relation",
+                                 found="neither")
         overrides: dict[str, Any] = {}
         for p in param or []:
             if "=" not in p:
                 raise XferInputError(field="--param", expected="NAME=VALUE", found=repr(p))
             k, v = p.split("=", 1)
-            overrides[k.strip()] = None if v.strip().lower() == "none" else float(v)
+            try:
+                overrides[k.strip()] = None if v.strip().lower() == "none" else float(v)
+            except ValueError:
+                raise XferInputError(field=f"--param {k.strip()}", expected="a number", found=repr(v)) from None
         try:
             spec = syn.SynthSpec(**overrides)
         except ValidationError as exc:
-            _fail(_pydantic_message(exc, "--param"))
-        plan = [(market, spec, n_target, "single")]
+            raise XferInputError(field="--param", expected="valid generator parameters",
+                                 found=_pydantic_message(exc)) from None
+        ids = [syn.write_market(st, market, spec, n_target, seed, replace=replace)]
     else:
-        prefix = market or f"syn_{relation}"
-        if relation == "bridge":
-            s, m, t = syn.chain_specs()
-            plan = [(f"{prefix}_src", s, n_source, "source"), (f"{prefix}_mid", m, n_source, "intermediate"),
-                    (f"{prefix}_tgt", t, n_target, "target")]
-        else:
-            if relation not in syn.RELATIONS:
-                raise XferInputError(field="--relation", expected=f"one of {list(syn.RELATIONS)}",
-                                     found=repr(relation))
-            s, t = syn.pair_specs(relation)
-            plan = [(f"{prefix}_src", s, n_source, "source"), (f"{prefix}_tgt", t, n_target, "target")]
-    for mid, *_ in plan:
-        st.check_new(mid, replace=replace)
-    import pandas as pd
-
-    for k, (mid, spec, n, role) in enumerate(plan):
-        # Every market of a set ends on the same day: the target is the younger market, as a
-        # short-lived ETF would be, so a source cut before the target's test period keeps
-        # most of its history.
-        start = pd.bdate_range(end=SYNTH_END, periods=n)[0].strftime("%Y-%m-%d")
-        frame = syn.simulate(spec, n_days=n, seed=seed + 1000 * k, start=start)
-        frame = frame.drop(columns=["regime"], errors="ignore")
-        info = info_for_frame(
-            frame, id=mid, name=f"synthetic {relation or 'market'} {role}", asset_class="equity",
-            region="synthetic", liquidity_tier="unknown", source="xfer.data.synthetic",
-            licence="CC0", tags=("synthetic", *((f"syn_{relation}",) if relation else ())),
-            synthetic=True,
-            synth_params={"spec": spec.model_dump(), "seed": seed + 1000 * k, "n_days": n,
-                          "relation": relation, "role": role},
-        )
-        st.add(frame, info, replace=replace)
-        err.print(f"wrote {mid} ({role}, {n} bars)", highlight=False)
+        if relation not in syn.RELATIONS:
+            raise XferInputError(field="--relation", expected=f"one of {list(syn.RELATIONS)}", found=repr(relation))
+        ids = syn.write_set(st, relation, prefix=market, n_source=n_source, n_target=n_target, seed=seed,
+                            replace=replace)
+    for mid in ids:
+        err.print(f"wrote {mid}", highlight=False)
 
 
 @data_app.command("features")
@@ -297,6 +268,103 @@ def data_pair(
                   highlight=False)
     for mid, m in mats.items():
         out.print(f"{mid}: {len(m.data)} model-ready rows", highlight=False)
+
+
+# --------------------------------------------------------------------------- transfer
+
+
+def _split_ids(values: list[str]) -> list[str]:
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+@app.command("transfer")
+def transfer(
+    source: Annotated[list[str], typer.Option("--source", help="Source market id(s) or @group; comma-separated or repeated (pooled).")],
+    target: Annotated[str, typer.Option("--target", help="Target market id.")],
+    strategy: Annotated[list[str] | None, typer.Option("--strategy", help="Freeze strategy, repeatable (scratch is always added).")] = None,
+    fraction: Annotated[list[float] | None, typer.Option("--fraction", help="Target-data fraction in (0, 1], repeatable.")] = None,
+    seeds: Annotated[int, typer.Option(help="Seeds per cell.")] = 3,
+    target_type: Annotated[str, typer.Option("--target-type", help="volatility or return.")] = "volatility",
+    horizon: Annotated[int | None, typer.Option(help="Label horizon in days.")] = None,
+    chain: Annotated[str | None, typer.Option(help="Intermediate markets in order, comma-separated.")] = None,
+    ratio: Annotated[float, typer.Option("--ratio", help="Fine-tune LR / source LR (0.1 = 10x lower).")] = 0.1,
+    source_lr: Annotated[float, typer.Option("--source-lr", help="Source (and scratch base) learning rate.")] = 1e-3,
+    backbone: Annotated[str, typer.Option(help="Backbone: mlp or tcn.")] = "mlp",
+    hidden: Annotated[int, typer.Option(help="Hidden width.")] = 64,
+    unfreeze_depth: Annotated[int, typer.Option("--unfreeze-depth", help="partial: feature groups fine-tuned.")] = 1,
+    dann_weight: Annotated[float, typer.Option("--dann-weight", help="Domain-adversarial loss weight (0 = off).")] = 0.0,
+    folds: Annotated[int, typer.Option(help="Walk-forward test folds.")] = 3,
+    cost_bps: Annotated[float, typer.Option("--cost-bps", help="Trading cost per unit turnover (return target).")] = 2.0,
+    importance: Annotated[bool, typer.Option(help="Permutation importance per feature family.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON array, one object per (strategy, fraction).")] = False,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Directory for fits.parquet and summary.json.")] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Run one transfer experiment against scratch and print the metric table with verdicts."""
+    from xfer.data.splits import SplitSpec
+    from xfer.models.backbones import BackboneSpec
+    from xfer.transfer.run import TransferConfig, run_transfer
+    from xfer.transfer.strategies import StrategySpec
+
+    if target_type not in ("volatility", "return"):
+        raise XferInputError(field="--target-type", expected="volatility or return", found=repr(target_type))
+    try:
+        cfg = TransferConfig(
+            source=tuple(_split_ids(source)), target=target,
+            strategies=tuple(strategy or ("scratch", "head_only", "partial", "full")),
+            fractions=tuple(fraction or (1.0,)), seeds=seeds, target_type=target_type, horizon=horizon,
+            chain=tuple(_split_ids([chain])) if chain else (), lr_ratio=ratio, source_lr=source_lr,
+            backbone=BackboneSpec(name=backbone, hidden=hidden),
+            strategy_knobs=StrategySpec(unfreeze_depth=unfreeze_depth), dann_weight=dann_weight,
+            split=SplitSpec(n_folds=folds), cost_bps=cost_bps, importance_repeats=2 if importance else 0,
+        )
+    except ValidationError as exc:
+        raise XferInputError(field="xfer transfer", expected="valid options", found=_pydantic_message(exc)) from None
+    res = run_transfer(cfg, _store(store), progress=lambda m: err.print(f"[dim]{m}[/]", highlight=False))
+    if out_dir is not None:
+        _write_transfer(res, out_dir)
+    if as_json:
+        print(json.dumps(res.records(), indent=2))
+        return
+    t = Table(title=f"{','.join(cfg.source)} -> {cfg.target}{' via ' + ','.join(cfg.chain) if cfg.chain else ''} "
+              f"({cfg.target_type}, metric {res.metric}, {cfg.seeds} seeds x {len(set(res.fits['fold']))} folds)")
+    for c in ("strategy", "fraction", "test", "scratch", "delta", "95% CI", "verdict"):
+        t.add_column(c, justify="right" if c not in ("strategy", "verdict") else "left")
+    for r in res.records():
+        lo, hi = r["delta_ci"]
+        t.add_row(r["strategy"], f"{r['fraction']:g}", f"{r['test_score']:.4f}", f"{r['scratch_score']:.4f}",
+                  f"{r['delta']:+.4f}", f"[{lo:+.4f}, {hi:+.4f}]", r["verdict"])
+    out.print(t)
+    if not res.sizing.empty:
+        s = Table(title="required target fraction to match scratch at full data (90% bootstrap interval)")
+        for c in ("strategy", "required", "interval", "rule of thumb"):
+            s.add_column(c)
+        thumb = {"head_only": "10-20%", "partial": "30-50%", "full": "60-80%", "scratch": "100%"}
+        for r in res.sizing.to_dict("records"):
+            s.add_row(r["strategy"], f"{r['required_fraction']:g}", f"[{r['ci_low']:g}, {r['ci_high']:g}]",
+                      thumb.get(r["strategy"], "-"))
+        out.print(s)
+    imp = [c for c in res.table.columns if c.startswith("importance_")]
+    if imp:
+        it = Table(title=f"permutation importance per family (drop in {res.metric}), mean over seeds and folds")
+        it.add_column("strategy")
+        it.add_column("fraction")
+        for c in imp:
+            it.add_column(c.removeprefix("importance_"))
+        for r in res.table.to_dict("records"):
+            it.add_row(r["strategy"], f"{r['fraction']:g}", *[f"{r[c]:+.4f}" for c in imp])
+        out.print(it)
+    err.print(f"took {res.timings['total_s']:.1f}s", highlight=False)
+
+
+def _write_transfer(res: Any, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _atomic_write_parquet(res.fits, out_dir / "fits.parquet")
+    summary = {"config": json.loads(res.config.model_dump_json()), "table": res.records(),
+               "features": res.features, "masked": res.masked, "stages": res.stages, "timings": res.timings}
+    tmp = out_dir / ".summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2, default=str))
+    tmp.replace(out_dir / "summary.json")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -680,3 +681,56 @@ def estimate_garch11(
     assert best is not None
     omega, alpha, beta = _garch_unpack(best.x)
     return omega * scale**2, alpha, beta
+
+
+# --------------------------------------------------------------------------- into the store
+
+SYNTH_END = "2022-12-30"
+"""Every market of a synthetic set ends on this day (the target is the younger market)."""
+
+
+def write_set(
+    store: Any,
+    relation: str,
+    *,
+    prefix: str | None = None,
+    n_source: int = 6000,
+    n_target: int = 2500,
+    seed: int = 0,
+    replace: bool = False,
+) -> list[str]:
+    """Simulate a related set (source, [intermediate,] target) into ``store``; return the ids.
+
+    All markets end on the same day, so a source cut before the target's test period keeps
+    most of its history, as a decades-long equity series does next to a young ETF. The spec,
+    seed and role of each market are stored in its catalog entry: the ground truth.
+    """
+    prefix = prefix or f"syn_{relation}"
+    if relation == "bridge":
+        s, m, t = chain_specs()
+        plan = [(f"{prefix}_src", s, n_source, "source"), (f"{prefix}_mid", m, n_source, "intermediate"),
+                (f"{prefix}_tgt", t, n_target, "target")]
+    else:
+        s, t = pair_specs(relation)
+        plan = [(f"{prefix}_src", s, n_source, "source"), (f"{prefix}_tgt", t, n_target, "target")]
+    return [write_market(store, mid, spec, n, seed + 1000 * k, relation=relation, role=role, replace=replace)
+            for k, (mid, spec, n, role) in enumerate(plan)]
+
+
+def write_market(store: Any, market_id: str, spec: SynthSpec, n_days: int, seed: int, *,
+                 relation: str | None = None, role: str = "single", replace: bool = False) -> str:
+    """Simulate one market ending on :data:`SYNTH_END` into ``store``; return its id."""
+    from xfer.data.store import info_for_frame
+
+    store.check_new(market_id, replace=replace)
+    start = pd.bdate_range(end=SYNTH_END, periods=n_days)[0].strftime("%Y-%m-%d")
+    frame = simulate(spec, n_days=n_days, seed=seed, start=start).drop(columns=["regime"])
+    info = info_for_frame(
+        frame, id=market_id, name=f"synthetic {relation or 'market'} {role}", asset_class="equity",
+        region="synthetic", liquidity_tier="unknown", source="xfer.data.synthetic", licence="CC0",
+        tags=("synthetic", *((f"syn_{relation}",) if relation else ())), synthetic=True,
+        synth_params={"spec": spec.model_dump(), "seed": seed, "n_days": n_days,
+                      "relation": relation, "role": role},
+    )
+    store.add(frame, info, replace=replace)
+    return market_id
