@@ -83,6 +83,9 @@ class Member:
     """Backbone weights to start from (``plan.init == 'source'``); None = random from ``seed``."""
     weight_decay: float = 0.0
     dann_weight: float = 0.0
+    domain_lr: float = 1e-3
+    """Learning rate of the domain discriminator: it must keep up with the features it judges,
+    so it does not inherit a fine-tuning LR that is 10x lower by design."""
     tag: dict = field(default_factory=dict)
     """Free-form labels carried to the result (strategy, fraction, candidate index, ...)."""
 
@@ -226,6 +229,7 @@ class Population:
         use_dann = bool((dann_w > 0).any()) and domain_data is not None and domain_rows is not None
         wd = torch.tensor([m.weight_decay for m in members], device=dev)
         base_lr = torch.tensor([m.lr for m in members], device=dev)
+        domain_lr = torch.tensor([m.domain_lr for m in members], device=dev)
         # per (param, member): lr multiplier and unfreeze epoch
         lr_mult, unfreeze = {}, {}
         for k in params:
@@ -295,7 +299,7 @@ class Population:
                     train_mask = active & (unfreeze[k] <= epoch)
                     if k.startswith("domain.") and not use_dann:
                         continue
-                    lr = base_lr * lr_mult[k]
+                    lr = domain_lr if k.startswith("domain.") else base_lr * lr_mult[k]
                     bc1 = 1 - beta1**step
                     bc2 = 1 - beta2**step
                     p = params[k]

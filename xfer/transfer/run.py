@@ -38,6 +38,7 @@ from xfer.data.features import DEFAULT_HORIZON, FeatureMatrix, build_features
 from xfer.data.normalize import Standardizer
 from xfer.data.splits import SplitSpec, make_folds
 from xfer.data.store import Store
+from xfer.evaluate.domain import embed, probe_accuracy
 from xfer.evaluate.importance import permutation_importance, regime_masks
 from xfer.evaluate.metrics import HIGHER_IS_BETTER, PRIMARY, compute_metrics, icir
 from xfer.evaluate.verdict import paired_verdict, required_fraction
@@ -102,6 +103,7 @@ class TransferConfig(BaseModel):
     source_train: TrainSettings = TrainSettings(steps_per_epoch=50, max_epochs=30, patience=4)
     cost_bps: float = Field(default=2.0, ge=0.0, description="Per-unit-turnover cost (return target).")
     importance_repeats: int = Field(default=2, ge=0, description="0 = no permutation importance.")
+    domain_probe: bool = Field(default=False, description="Probe how separable source/target embeddings are.")
 
     @field_validator("fractions")
     @classmethod
@@ -132,6 +134,8 @@ class Domain:
     train: torch.Tensor
     val: torch.Tensor
     markets: list[str]
+    dates: np.ndarray
+    """Date of each row of ``data``."""
 
 
 @dataclass
@@ -170,7 +174,7 @@ def _jsonable(v: Any) -> Any:
 def _domain(mats: dict[str, FeatureMatrix], cols: list[str], cutoff: pd.Timestamp, embargo: int,
             val_share: float, window: int) -> Domain:
     """Pool markets: each cut before ``cutoff``, split train/val in time, standardised alone."""
-    xs, ys, train, val = [], [], [], []
+    xs, ys, train, val, dates = [], [], [], [], []
     offset = 0
     for mid, fm in mats.items():
         d = fm.data[fm.data["date"] < cutoff]
@@ -182,13 +186,15 @@ def _domain(mats: dict[str, FeatureMatrix], cols: list[str], cutoff: pd.Timestam
         x = d[cols].to_numpy(np.float64)
         y = d["target"].to_numpy(np.float64)
         sx, sy = Standardizer.fit(x[:tr_stop]), Standardizer.fit(y[:tr_stop])
+        dates.append(d["date"].to_numpy())
         xs.append(torch.from_numpy(sx.transform(x)))
         ys.append(torch.from_numpy(sy.transform(y)))
         first = window - 1  # a window must fit inside this market's own rows
         train.append(torch.arange(offset + first, offset + tr_stop))
         val.append(torch.arange(offset + max(first, n - n_val), offset + n))
         offset += n
-    return Domain(Data(torch.cat(xs), torch.cat(ys)), torch.cat(train), torch.cat(val), list(mats))
+    return Domain(Data(torch.cat(xs), torch.cat(ys)), torch.cat(train), torch.cat(val), list(mats),
+                  np.concatenate(dates))
 
 
 def _fingerprint(store: Store, mid: str) -> str:
@@ -337,6 +343,15 @@ def run_transfer(cfg: TransferConfig, store: Store | None = None, cache_dir: Pat
                     else:
                         m = float("nan")
                     row[f"regime_{reg}_{metric}"] = m
+                if cfg.domain_probe or cfg.dann_weight > 0:
+                    # The domains DANN aligns: source vs target training rows; scored on
+                    # both domains' validation rows.
+                    def emb(d: Data, rows: torch.Tensor, p: Params = r.params) -> torch.Tensor:
+                        return embed(bb, p, d, rows[:: max(1, len(rows) // 2000)])
+
+                    row["domain_probe_acc"] = probe_accuracy(
+                        emb(src.data, src.train), emb(data, torch.arange(ff.train.start, ff.train.stop)),
+                        emb(src.data, src.val), emb(data, torch.arange(ff.val.start, ff.val.stop)))
                 if cfg.importance_repeats:
                     imp = _importance(bb, r.params, data, test_rows, sy, yt, cfg, fam_cols, metric, h)
                     row.update({f"importance_{k}": v for k, v in imp.items()})
@@ -399,7 +414,7 @@ def _aggregate(fits: pd.DataFrame, cfg: TransferConfig, metric: str) -> pd.DataF
                         "verdict": v.verdict, "n_pairs": v.n})
         if metric == "ic":
             row["icir"] = icir(list(g.groupby(level="fold")[col].mean()))
-        for c in [c for c in g.columns if c.startswith(("regime_", "importance_"))] + ["domain_acc"]:
+        for c in [c for c in g.columns if c.startswith(("regime_", "importance_"))] + ["domain_acc", "domain_probe_acc"]:
             if c in g and g[c].notna().any():
                 row[c] = float(g[c].mean())
         out.append(row)
@@ -427,4 +442,21 @@ def config_summary(cfg: TransferConfig) -> dict[str, Any]:
     return json.loads(cfg.model_dump_json())
 
 
-__all__ = ["TrainSettings", "TransferConfig", "TransferResult", "run_transfer", "sizing_table"]
+
+
+def compare(a: TransferResult, b: TransferResult, strategy: str, fraction: float | None = None) -> Any:
+    """Paired verdict of ``b - a`` for one strategy (e.g. chain vs direct, DANN vs none).
+
+    Fits are paired on (fraction, seed, fold): same target rows, same test block.
+    """
+    col = f"test_{a.metric}"
+    key = ["strategy", "fraction", "seed", "fold"]
+    fa, fb = a.fits.set_index(key)[col], b.fits.set_index(key)[col]
+    xa, xb = fa.align(fb, join="inner")
+    d = (xb - xa).xs(strategy, level="strategy")
+    if fraction is not None:
+        d = d.xs(fraction, level="fraction")
+    return paired_verdict(d.to_numpy(), higher_is_better=HIGHER_IS_BETTER[a.metric])
+
+
+__all__ = ["TrainSettings", "TransferConfig", "TransferResult", "compare", "run_transfer", "sizing_table"]
