@@ -83,6 +83,9 @@ class Member:
     """Backbone weights to start from (``plan.init == 'source'``); None = random from ``seed``."""
     weight_decay: float = 0.0
     dann_weight: float = 0.0
+    dann_reverse: bool = True
+    """False trains the discriminator alone (features untouched): the no-adaptation control
+    that shows how separable the domains are to the same discriminator."""
     domain_lr: float = 1e-3
     """Learning rate of the domain discriminator: it must keep up with the features it judges,
     so it does not inherit a fine-tuning LR that is 10x lower by design."""
@@ -100,6 +103,10 @@ class TrainConfig:
     patience: int = 6
     eval_rows: int = 4096
     """Validation rows used for early stopping (evenly spaced if the split has more)."""
+    dann_warmup_epochs: int = 5
+    """Epochs over which the gradient-reversal strength ramps from 0 to ~1. Tied to epochs, not
+    to ``max_epochs``: early stopping ends most fits long before that, and a ramp over the
+    nominal budget would leave the reversal weak for the whole fit."""
 
 
 @dataclass
@@ -226,6 +233,7 @@ class Population:
         anchor = {k: params[k].clone() for k in params if k.startswith("backbone.")}
         l2sp = torch.tensor([m.plan.l2sp_alpha if m.plan.init == "source" else 0.0 for m in members], device=dev)
         dann_w = torch.tensor([m.dann_weight for m in members], device=dev)
+        reverse = torch.tensor([1.0 if m.dann_reverse else 0.0 for m in members], device=dev)
         use_dann = bool((dann_w > 0).any()) and domain_data is not None and domain_rows is not None
         wd = torch.tensor([m.weight_decay for m in members], device=dev)
         base_lr = torch.tensor([m.lr for m in members], device=dev)
@@ -261,7 +269,7 @@ class Population:
 
         step_fn = vmap(
             grad_and_value(self._loss),
-            in_dims=(0, 0, 0, 0, 0 if use_dann else None, 0, 0, None, None),
+            in_dims=(0, 0, 0, 0, 0 if use_dann else None, 0, 0, 0, None),
             randomness="different",
         )
         eval_fn = vmap(self._predict, in_dims=(0, None), randomness="different")
@@ -273,7 +281,7 @@ class Population:
         bad = torch.zeros(P, dtype=torch.long)
         curves: list[list[float]] = [[] for _ in range(P)]
         epochs_run = torch.zeros(P, dtype=torch.long)
-        total = cfg.max_epochs * cfg.steps_per_epoch
+        warm_steps = max(1, cfg.dann_warmup_epochs * cfg.steps_per_epoch)
         step = 0
         B = cfg.batch_size
         empty = torch.empty(0)
@@ -289,7 +297,7 @@ class Population:
                 xb = data.gather(rows[s], self.window)
                 yb = data.y[rows[s]]
                 xd = domain_data.gather(drows[s], self.window) if use_dann else empty
-                coeff = torch.tensor(dann_coeff(step / total))
+                coeff = reverse * dann_coeff(min(1.0, step / warm_steps))
                 grads, _ = step_fn(params, anchor, xb, yb, xd, l2sp, dann_w, coeff, main_domain)
                 step += 1
                 for k in params:

@@ -97,6 +97,8 @@ class TransferConfig(BaseModel):
     backbone: BackboneSpec = BackboneSpec()
     strategy_knobs: StrategySpec = Field(default=StrategySpec(), description="Knobs; name ignored.")
     dann_weight: float = Field(default=0.0, ge=0.0, description="DANN loss weight (0 = off).")
+    dann_reverse: bool = Field(
+        default=True, description="False: train the discriminator without gradient reversal (the control).")
     split: SplitSpec = Field(default=SplitSpec(n_folds=3, horizon=5, embargo=5))
     source_val_share: float = Field(default=0.1, gt=0.0, lt=0.5)
     train: TrainSettings = TrainSettings()
@@ -245,7 +247,8 @@ def run_transfer(cfg: TransferConfig, store: Store | None = None, cache_dir: Pat
         "h": h, "cutoff": str(cutoff.date()), "backbone": cfg.backbone.model_dump(),
         "train": cfg.source_train.model_dump(), "lr": cfg.source_lr, "wd": cfg.weight_decay,
         "val_share": cfg.source_val_share, "embargo": split.embargo,
-        "dann": {"w": cfg.dann_weight, "target": _fingerprint(st, target)} if cfg.dann_weight > 0 else None,
+        "dann": {"w": cfg.dann_weight, "reverse": cfg.dann_reverse, "target": _fingerprint(st, target)}
+        if cfg.dann_weight > 0 else None,
     }
     source_weights: dict[int, Params] = {}
     todo = []
@@ -259,7 +262,8 @@ def run_transfer(cfg: TransferConfig, store: Store | None = None, cache_dir: Pat
     if todo:
         say(f"pre-training source {','.join(sources)} ({len(src.train)} rows) for seeds {[s for s, _ in todo]}")
         members = [Member(plan_for("scratch", n_groups), lr=cfg.source_lr, seed=10_000 + s, train=src.train,
-                          weight_decay=cfg.weight_decay, dann_weight=cfg.dann_weight) for s, _ in todo]
+                          weight_decay=cfg.weight_decay, dann_weight=cfg.dann_weight,
+                          dann_reverse=cfg.dann_reverse) for s, _ in todo]
         res = Population(bb, cfg.source_train.to_config()).fit(
             members, src.data, src.val,
             domain_data=tgt_unlabelled.data if tgt_unlabelled else None,
@@ -316,6 +320,7 @@ def run_transfer(cfg: TransferConfig, store: Store | None = None, cache_dir: Pat
                             plan, lr=base * mult, seed=s + 1, train=ff.train,
                             init=weights[s] if plan.init == "source" else None, weight_decay=cfg.weight_decay,
                             dann_weight=cfg.dann_weight if (strat != "scratch" and src_dom is not None) else 0.0,
+                            dann_reverse=cfg.dann_reverse,
                             tag={"strategy": strat, "seed": s, "cand": ci}))
             res = Population(bb, cfg.train.to_config()).fit(
                 members, data, ff.val, domain_data=src_dom.data if src_dom else None,
