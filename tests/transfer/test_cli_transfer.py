@@ -1,0 +1,39 @@
+"""`xfer transfer --json`: the contract other tools read, on a small synthetic pair."""
+
+from __future__ import annotations
+
+import json
+
+from xfer.data import synthetic as syn
+from xfer.data.store import Store
+
+
+def test_transfer_json_contract(store: Store, cli) -> None:
+    syn.write_set(store, "shared", n_source=2500, n_target=1500, seed=1)
+    r = cli("transfer", "--source", "syn_shared_src", "--target", "syn_shared_tgt", "--strategy", "head_only",
+            "--fraction", "0.3", "--fraction", "1.0", "--seeds", "2", "--folds", "2", "--no-importance", "--json")
+    assert r.code == 0, r.err
+    rows = json.loads(r.out)
+    assert {(x["strategy"], x["fraction"]) for x in rows} == {
+        ("scratch", 0.3), ("scratch", 1.0), ("head_only", 0.3), ("head_only", 1.0)}
+    for x in rows:
+        assert {"strategy", "fraction", "metric", "test_score", "scratch_score", "delta_ci", "verdict"} <= set(x)
+        assert x["metric"] == "r2"
+        lo, hi = x["delta_ci"]
+        assert lo <= hi
+        assert x["verdict"] in ({"baseline"} if x["strategy"] == "scratch" else {"positive", "negative", "inconclusive"})
+        if x["verdict"] == "positive":
+            assert lo > 0
+    # the source was cached: a second run trains no source
+    r2 = cli("transfer", "--source", "syn_shared_src", "--target", "syn_shared_tgt", "--strategy", "head_only",
+             "--fraction", "1.0", "--seeds", "2", "--folds", "2", "--no-importance", "--json")
+    assert "loaded from cache" in r2.err
+
+
+def test_transfer_bad_input(store: Store, cli) -> None:
+    r = cli("transfer", "--source", "aapl", "--target", "wti", "--strategy", "freeze_most", "--json")
+    assert r.code == 2 and "freeze_most" in r.err and "head_only" in r.err
+    r = cli("transfer", "--source", "aapl", "--target", "wti", "--fraction", "1.5")
+    assert r.code == 2 and "fractions" in r.err and "1.5" in r.err
+    r = cli("transfer", "--source", "nope", "--target", "wti")
+    assert r.code == 2 and "'nope'" in r.err
