@@ -71,7 +71,7 @@ def test_chain_through_bridge_beats_direct(store: Store) -> None:
     kw = {"target_type": "return", "strategies": ("scratch", "head_only"), "backbone": BackboneSpec(hidden=16)}
     direct = _run(store, "bridge", **kw)
     chained = _run(store, "bridge", chain=("syn_bridge_mid",), **kw)
-    assert [s["market"] for s in chained.stages] == ["syn_bridge_mid"]
+    assert [s["market"] for s in chained.stages] == ["syn_bridge_src", "syn_bridge_mid"]
     v = compare(direct, chained, "head_only", 0.1)
     assert v.verdict == "positive", v
     # scratch does not depend on the source: identical fits in both runs

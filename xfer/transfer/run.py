@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,13 +37,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from xfer.data.features import DEFAULT_HORIZON, FeatureMatrix, build_features
 from xfer.data.normalize import Standardizer
-from xfer.data.splits import SplitSpec, make_folds
+from xfer.data.splits import Fold, SplitSpec, make_folds
 from xfer.data.store import Store
 from xfer.evaluate.domain import embed, probe_accuracy
 from xfer.evaluate.importance import permutation_importance, regime_masks
 from xfer.evaluate.metrics import HIGHER_IS_BETTER, PRIMARY, compute_metrics, icir
 from xfer.evaluate.verdict import paired_verdict, required_fraction
-from xfer.models.backbones import BackboneSpec, build_backbone
+from xfer.models.backbones import Backbone, BackboneSpec, build_backbone
 from xfer.train.population import (
     Data,
     Member,
@@ -206,9 +207,65 @@ def _fingerprint(store: Store, mid: str) -> str:
 # ---------------------------------------------------------------------------- the run
 
 
-def run_transfer(cfg: TransferConfig, store: Store | None = None, cache_dir: Path | None = None,
-                 progress: Progress | None = None) -> TransferResult:
-    """Run one transfer experiment; see the module docstring for the flow."""
+@dataclass
+class Context:
+    """A prepared experiment: target data and folds, source (and chain) weights per seed."""
+
+    cfg: TransferConfig
+    target: str
+    sources: list[str]
+    chain: list[str]
+    cols: list[str]
+    masked: dict[str, str]
+    folds: list[Fold]
+    tgt: FeatureMatrix
+    src: Domain
+    backbone: Backbone
+    weights: dict[int, Params]
+    """Weights each target fit starts from, per seed (the source's, or the last chain stage's)."""
+    stages: list[dict[str, Any]]
+    source_info: dict[str, Any]
+    timings: dict[str, float]
+    _fold_data: dict[tuple[int, float], tuple[Data, Standardizer, Fold]] = field(default_factory=dict)
+
+    @property
+    def metric(self) -> str:
+        return PRIMARY[self.cfg.target_type]
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.backbone.group_names())
+
+    def fold_data(self, fold: Fold, fraction: float) -> tuple[Data, Standardizer, Fold]:
+        """Target rows standardised on this fold's fraction of training rows (cached)."""
+        key = (fold.index, fraction)
+        if key not in self._fold_data:
+            ff = fold.with_fraction(fraction)
+            x = self.tgt.data[self.cols].to_numpy(np.float64)
+            y = self.tgt.data["target"].to_numpy(np.float64)
+            tr = slice(ff.train.start, ff.train.stop)
+            sx, sy = Standardizer.fit(x[tr]), Standardizer.fit(y[tr])
+            data = Data(torch.from_numpy(sx.transform(x)), torch.from_numpy(sy.transform(y)))
+            self._fold_data = {k: v for k, v in self._fold_data.items() if k[0] == fold.index}
+            self._fold_data[key] = (data, sy, ff)
+        return self._fold_data[key]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One hyperparameter configuration of one strategy, trained for every seed."""
+
+    strategy: str
+    lr: float
+    weight_decay: float = 1e-4
+    knobs: StrategySpec = field(default_factory=StrategySpec)
+    dann_weight: float = 0.0
+    tag: tuple[tuple[str, Any], ...] = ()
+
+
+def prepare(cfg: TransferConfig, store: Store | None = None, cache_dir: Path | None = None,
+            progress: Progress | None = None) -> Context:
+    """Features, folds, source pre-training (cached per seed) and chain stages."""
     say = progress or (lambda _m: None)
     st = store or Store()
     cache = Path(cache_dir) if cache_dir else st.root / "cache" / "source"
@@ -243,6 +300,7 @@ def run_transfer(cfg: TransferConfig, store: Store | None = None, cache_dir: Pat
     if cfg.dann_weight > 0:
         tgt_unlabelled = _domain({target: tgt}, cols, cutoff, split.embargo, cfg.source_val_share, window)
     key_base = {
+        "format": 2,
         "sources": {m: _fingerprint(st, m) for m in sources}, "cols": cols, "target_type": cfg.target_type,
         "h": h, "cutoff": str(cutoff.date()), "backbone": cfg.backbone.model_dump(),
         "train": cfg.source_train.model_dump(), "lr": cfg.source_lr, "wd": cfg.weight_decay,
@@ -251,12 +309,14 @@ def run_transfer(cfg: TransferConfig, store: Store | None = None, cache_dir: Pat
         if cfg.dann_weight > 0 else None,
     }
     source_weights: dict[int, Params] = {}
+    source_val: dict[int, float] = {}
     todo = []
     for s in range(cfg.seeds):
         key = hashlib.sha256(json.dumps({**key_base, "seed": s}, sort_keys=True).encode()).hexdigest()[:24]
         path = cache / f"{key}.pt"
         if path.is_file():
-            source_weights[s] = torch.load(path, weights_only=True)
+            blob = torch.load(path, weights_only=True)
+            source_weights[s], source_val[s] = blob["params"], float(blob["val_loss"])
         else:
             todo.append((s, path))
     if todo:
@@ -270,9 +330,9 @@ def run_transfer(cfg: TransferConfig, store: Store | None = None, cache_dir: Pat
             domain_rows=tgt_unlabelled.train if tgt_unlabelled else None, main_domain=0.0)
         cache.mkdir(parents=True, exist_ok=True)
         for (s, path), r in zip(todo, res, strict=True):
-            source_weights[s] = r.params
-            tmp = path.with_suffix(".tmp")
-            torch.save(r.params, tmp)
+            source_weights[s], source_val[s] = r.params, r.best_val
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            torch.save({"params": r.params, "val_loss": r.best_val, "key": key_base}, tmp)
             tmp.replace(path)
     else:
         say(f"source models for {cfg.seeds} seed(s) loaded from cache")
@@ -284,91 +344,120 @@ def run_transfer(cfg: TransferConfig, store: Store | None = None, cache_dir: Pat
     for mid in chain:
         t2 = time.perf_counter()
         dom = _domain({mid: mats[mid]}, cols, cutoff, split.embargo, cfg.source_val_share, window)
-        members = [Member(plan_for(StrategySpec(**{**cfg.strategy_knobs.model_dump(), "name": cfg.chain_strategy}), n_groups),
-                          lr=cfg.source_lr * cfg.lr_ratio, seed=20_000 + s, train=dom.train, init=weights[s],
+        plan = plan_for(cfg.strategy_knobs.model_copy(update={"name": cfg.chain_strategy}), n_groups)
+        members = [Member(plan, lr=cfg.source_lr * cfg.lr_ratio, seed=20_000 + s, train=dom.train, init=weights[s],
                           weight_decay=cfg.weight_decay) for s in range(cfg.seeds)]
         res = Population(bb, cfg.train.to_config()).fit(members, dom.data, dom.val)
         weights = {s: r.params for s, r in enumerate(res)}
         stages.append({"market": mid, "val_loss": [r.best_val for r in res], "epochs": [r.epochs for r in res],
                        "seconds": time.perf_counter() - t2})
         say(f"chain stage {mid}: val loss {np.mean([r.best_val for r in res]):.4f}")
+    return Context(cfg, target, sources, chain, cols, masked, folds, tgt, src, bb, weights, stages,
+                   {"val_loss": [source_val[s] for s in range(cfg.seeds)], "rows": len(src.train),
+                    "cutoff": str(cutoff.date())}, timings)
 
-    # --- target fine-tuning: one population per (fold, fraction)
-    t3 = time.perf_counter()
-    metric = PRIMARY[cfg.target_type]
+
+def fit_candidates(ctx: Context, fraction: float, candidates: list[Candidate],
+                   folds: list[Fold] | None = None) -> dict[int, list[MemberResult]]:
+    """Train every candidate x seed on each fold, one population per fold.
+
+    Member tags carry ``candidate`` (index into ``candidates``), ``strategy`` and ``seed``.
+    """
+    cfg = ctx.cfg
+    out: dict[int, list[MemberResult]] = {}
+    dann_on = any(c.dann_weight > 0 for c in candidates)
+    for fold in folds or ctx.folds:
+        data, _, ff = ctx.fold_data(fold, fraction)
+        members = []
+        for ci, c in enumerate(candidates):
+            plan = plan_for(c.knobs.model_copy(update={"name": c.strategy}), ctx.n_groups)
+            for s in range(cfg.seeds):
+                members.append(Member(
+                    plan, lr=c.lr, seed=s + 1, train=ff.train,
+                    init=ctx.weights[s] if plan.init == "source" else None, weight_decay=c.weight_decay,
+                    dann_weight=c.dann_weight if c.strategy != "scratch" else 0.0, dann_reverse=cfg.dann_reverse,
+                    tag={"strategy": c.strategy, "seed": s, "candidate": ci, **dict(c.tag)}))
+        out[fold.index] = Population(ctx.backbone, cfg.train.to_config()).fit(
+            members, data, ff.val, domain_data=ctx.src.data if dann_on else None,
+            domain_rows=ctx.src.train if dann_on else None, main_domain=1.0)
+    return out
+
+
+def evaluate_fits(ctx: Context, fold: Fold, fraction: float, chosen: list[MemberResult]) -> list[dict[str, Any]]:
+    """Read the test block once for each chosen fit: metrics, regimes, importance, domain probe."""
+    cfg = ctx.cfg
+    metric = ctx.metric
+    data, sy, ff = ctx.fold_data(fold, fraction)
+    tgt = ctx.tgt
     y_raw = tgt.data["target"].to_numpy(np.float64)
-    x_raw = tgt.data[cols].to_numpy(np.float64)
     rv = tgt.data["volatility.rv_20"].to_numpy() if "volatility.rv_20" in tgt.data else None
-    fam_cols = {}
-    for i, c in enumerate(cols):
+    fam_cols: dict[str, list[int]] = {}
+    for i, c in enumerate(ctx.cols):
         fam_cols.setdefault(c.split(".", 1)[0], []).append(i)
-    rows: list[dict[str, Any]] = []
-    src_dom = src if cfg.dann_weight > 0 else None
-    for fold in folds:
-        for frac in cfg.fractions:
-            ff = fold.with_fraction(frac)
-            tr = np.arange(ff.train.start, ff.train.stop)
-            sx, sy = Standardizer.fit(x_raw[tr]), Standardizer.fit(y_raw[tr])
-            data = Data(torch.from_numpy(sx.transform(x_raw)), torch.from_numpy(sy.transform(y_raw)))
-            members = []
-            for strat in cfg.strategies:
-                plan = plan_for(StrategySpec(**{**cfg.strategy_knobs.model_dump(), "name": strat}), n_groups)
-                base = cfg.source_lr if strat == "scratch" else cfg.source_lr * cfg.lr_ratio
-                for s in range(cfg.seeds):
-                    for ci, mult in enumerate(cfg.lr_candidates):
-                        members.append(Member(
-                            plan, lr=base * mult, seed=s + 1, train=ff.train,
-                            init=weights[s] if plan.init == "source" else None, weight_decay=cfg.weight_decay,
-                            dann_weight=cfg.dann_weight if (strat != "scratch" and src_dom is not None) else 0.0,
-                            dann_reverse=cfg.dann_reverse,
-                            tag={"strategy": strat, "seed": s, "cand": ci}))
-            res = Population(bb, cfg.train.to_config()).fit(
-                members, data, ff.val, domain_data=src_dom.data if src_dom else None,
-                domain_rows=src_dom.train if src_dom else None, main_domain=1.0)
-            chosen = _select(res)
-            test_rows = torch.arange(ff.test.start, ff.test.stop)
-            preds = predict_many(bb, [r.params for r in chosen], data, test_rows).numpy()
-            yt = y_raw[ff.test.start:ff.test.stop]
-            thresh = float(np.median(rv[tr])) if rv is not None else float("nan")
-            regimes = regime_masks(rv[ff.test.start:ff.test.stop], thresh) if rv is not None else {}
-            for r, p in zip(chosen, preds, strict=True):
-                praw = sy.inverse(p)
-                row: dict[str, Any] = {
-                    "strategy": r.member.tag["strategy"], "fraction": frac, "seed": r.member.tag["seed"],
-                    "fold": fold.index, "lr": r.member.lr, "val_loss": r.best_val, "epochs": r.epochs,
-                    "best_epoch": r.best_epoch, "n_train": len(ff.train), "n_test": len(ff.test),
-                    "domain_acc": r.domain_acc,
-                    "test_start": str(tgt.data["date"].iloc[ff.test.start].date()),
-                    "test_end": str(tgt.data["date"].iloc[ff.test.stop - 1].date()),
-                }
-                row.update({f"test_{k}": v for k, v in compute_metrics(cfg.target_type, yt, praw, cfg.cost_bps, h).items()})
-                for reg, mask in regimes.items():
-                    if mask.sum() >= 10:
-                        m = compute_metrics(cfg.target_type, yt[mask], praw[mask], cfg.cost_bps, h)[metric]
-                    else:
-                        m = float("nan")
-                    row[f"regime_{reg}_{metric}"] = m
-                if cfg.domain_probe or cfg.dann_weight > 0:
-                    # The domains DANN aligns: source vs target training rows; scored on
-                    # both domains' validation rows.
-                    def emb(d: Data, rows: torch.Tensor, p: Params = r.params) -> torch.Tensor:
-                        return embed(bb, p, d, rows[:: max(1, len(rows) // 2000)])
+    test_rows = torch.arange(ff.test.start, ff.test.stop)
+    preds = predict_many(ctx.backbone, [r.params for r in chosen], data, test_rows).numpy()
+    yt = y_raw[ff.test.start:ff.test.stop]
+    regimes = {}
+    if rv is not None:
+        regimes = regime_masks(rv[ff.test.start:ff.test.stop], float(np.median(rv[ff.train.start:ff.train.stop])))
+    rows = []
+    for r, p in zip(chosen, preds, strict=True):
+        praw = sy.inverse(p)
+        row: dict[str, Any] = {
+            "strategy": r.member.tag["strategy"], "fraction": fraction, "seed": r.member.tag["seed"],
+            "fold": fold.index, "lr": r.member.lr, "weight_decay": r.member.weight_decay,
+            "val_loss": r.best_val, "epochs": r.epochs, "best_epoch": r.best_epoch,
+            "n_train": len(ff.train), "n_test": len(ff.test), "domain_acc": r.domain_acc,
+            "test_start": str(tgt.data["date"].iloc[ff.test.start].date()),
+            "test_end": str(tgt.data["date"].iloc[ff.test.stop - 1].date()),
+        }
+        row.update({f"test_{k}": v for k, v in compute_metrics(cfg.target_type, yt, praw, cfg.cost_bps, cfg.h).items()})
+        for reg, mask in regimes.items():
+            ok = mask.sum() >= 10
+            row[f"regime_{reg}_{metric}"] = (
+                compute_metrics(cfg.target_type, yt[mask], praw[mask], cfg.cost_bps, cfg.h)[metric] if ok else float("nan"))
+        if cfg.domain_probe or r.member.dann_weight > 0:
+            # The domains DANN aligns: source vs target training rows; scored on both
+            # domains' validation rows (later in time, never fitted on).
+            def emb(d: Data, rows_: torch.Tensor, p: Params = r.params) -> torch.Tensor:
+                return embed(ctx.backbone, p, d, rows_[:: max(1, len(rows_) // 2000)])
 
-                    row["domain_probe_acc"] = probe_accuracy(
-                        emb(src.data, src.train), emb(data, torch.arange(ff.train.start, ff.train.stop)),
-                        emb(src.data, src.val), emb(data, torch.arange(ff.val.start, ff.val.stop)))
-                if cfg.importance_repeats:
-                    imp = _importance(bb, r.params, data, test_rows, sy, yt, cfg, fam_cols, metric, h)
-                    row.update({f"importance_{k}": v for k, v in imp.items()})
-                rows.append(row)
-            say(f"fold {fold.index} fraction {frac:g}: {len(members)} fits in one population "
+            row["domain_probe_acc"] = probe_accuracy(
+                emb(ctx.src.data, ctx.src.train), emb(data, torch.arange(ff.train.start, ff.train.stop)),
+                emb(ctx.src.data, ctx.src.val), emb(data, torch.arange(ff.val.start, ff.val.stop)))
+        if cfg.importance_repeats:
+            imp = _importance(ctx.backbone, r.params, data, test_rows, sy, yt, cfg, fam_cols, metric, cfg.h)
+            row.update({f"importance_{k}": v for k, v in imp.items()})
+        rows.append(row)
+    return rows
+
+
+def run_transfer(cfg: TransferConfig, store: Store | None = None, cache_dir: Path | None = None,
+                 progress: Progress | None = None) -> TransferResult:
+    """Run one transfer experiment; see the module docstring for the flow."""
+    say = progress or (lambda _m: None)
+    t0 = time.perf_counter()
+    ctx = prepare(cfg, store, cache_dir, progress)
+    t3 = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    for frac in cfg.fractions:
+        cands = [Candidate(strat, (cfg.source_lr if strat == "scratch" else cfg.source_lr * cfg.lr_ratio) * m,
+                           cfg.weight_decay, cfg.strategy_knobs, cfg.dann_weight)
+                 for strat in cfg.strategies for m in cfg.lr_candidates]
+        by_fold = fit_candidates(ctx, frac, cands)
+        for fold in ctx.folds:
+            chosen = _select(by_fold[fold.index])
+            rows.extend(evaluate_fits(ctx, fold, frac, chosen))
+            say(f"fold {fold.index} fraction {frac:g}: {len(by_fold[fold.index])} fits in one population "
                 f"({', '.join(_val_summary(chosen))} val)")
+    timings = dict(ctx.timings)
     timings["target_s"] = time.perf_counter() - t3
     fits = pd.DataFrame(rows)
-    table = _aggregate(fits, cfg, metric)
-    sizing = sizing_table(fits, metric) if len(cfg.fractions) > 1 else pd.DataFrame()
+    table = _aggregate(fits, cfg, ctx.metric)
+    sizing = sizing_table(fits, ctx.metric) if len(cfg.fractions) > 1 else pd.DataFrame()
     timings["total_s"] = time.perf_counter() - t0
-    return TransferResult(cfg, metric, table, fits, sizing, stages, cols, masked, timings)
+    stages = [{"market": ",".join(ctx.sources), "role": "source", **ctx.source_info}, *ctx.stages]
+    return TransferResult(cfg, ctx.metric, table, fits, sizing, stages, ctx.cols, ctx.masked, timings)
 
 
 def _val_summary(chosen: list[MemberResult]) -> list[str]:
