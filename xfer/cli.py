@@ -367,6 +367,110 @@ def _write_transfer(res: Any, out_dir: Path) -> None:
     tmp.replace(out_dir / "summary.json")
 
 
+# --------------------------------------------------------------------------- study
+
+study_app = typer.Typer(help="Studies: YAML grids of transfer experiments on Ray Tune.", no_args_is_help=True)
+app.add_typer(study_app, name="study")
+
+
+@study_app.command("validate")
+def study_validate(
+    files: Annotated[list[Path], typer.Argument(help="Study YAML file(s).")],
+    store: StoreOpt = None,
+) -> None:
+    """Check study files: every problem with file, field path, expected and found."""
+    from xfer.study.spec import StudyError, cells, load
+
+    bad = 0
+    for f in files:
+        try:
+            spec = load(f, _store(store))
+        except StudyError as exc:
+            bad += 1
+            err.print(str(exc), highlight=False, markup=False)
+            continue
+        out.print(f"{f}: ok ({spec.name}: {len(spec.pairs)} pair(s), {len(cells(spec))} cells, "
+                  f"{spec.search.trials_per_cell} trial(s) per cell)", highlight=False)
+    if bad:
+        raise typer.Exit(2)
+
+
+@study_app.command("run")
+def study_run(
+    file: Annotated[Path, typer.Argument(help="Study YAML file.")],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Study directory (default: the spec's storage, else $XFER_HOME/studies/NAME).")] = None,
+    address: Annotated[str | None, typer.Option("--address", help="Ray cluster address (default: a local Ray instance).")] = None,
+    smoke: Annotated[bool, typer.Option("--smoke", help="Tiny budget: 1 seed, 1 trial, 1 fold, 2 fractions, 2 epochs.")] = False,
+    store: StoreOpt = None,
+) -> None:
+    """Run a study: every cell, Optuna search inside, results + report in the study directory."""
+    from xfer.study.runner import run_study
+
+    res = run_study(file, study_dir=out_dir, store=_store(store), address=address, smoke=smoke, console=err)
+    _print_study(res)
+
+
+@study_app.command("resume")
+def study_resume(
+    study_dir: Annotated[Path, typer.Argument(help="Directory of an interrupted study.")],
+    address: Annotated[str | None, typer.Option("--address", help="Ray cluster address.")] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Finish an interrupted study: runs only the cells without results."""
+    from xfer.study.runner import run_study
+
+    if not (study_dir / "spec.json").is_file():
+        raise XferInputError(file=study_dir, field="STUDY_DIR", expected="a study directory (with spec.json)",
+                             found="no spec.json")
+    res = run_study(None, study_dir=study_dir, store=_store(store), address=address, console=err)
+    _print_study(res)
+
+
+def _print_study(res: Any) -> None:
+    v = res.tables["verdicts"]
+    t = Table(title=f"verdicts ({res.cells_run} of {res.cells_total} cells run in {res.seconds:.0f}s) -> {res.study_dir}")
+    for c in ("pair", "chain", "dann", "strategy", "fraction", "test", "scratch", "delta [95% CI]", "verdict"):
+        t.add_column(c)
+    for r in v[v["strategy"] != "scratch"].to_dict("records"):
+        t.add_row(r["pair"], r["chain"], f"{r['dann_weight']:g}", r["strategy"], f"{r['fraction']:g}",
+                  f"{r['test_score']:.4f}", f"{r['scratch_score']:.4f}",
+                  f"{r['delta']:+.4f} [{r['delta_ci_low']:+.4f}, {r['delta_ci_high']:+.4f}]", r["verdict"])
+    out.print(t)
+    sz = res.tables["sizing"]
+    if len(sz) and sz["strategy"].ne("scratch").any():
+        s = Table(title="required fraction to match scratch at full data vs the article's rule of thumb")
+        for c in ("pair", "chain", "strategy", "required", "90% interval", "rule of thumb"):
+            s.add_column(c)
+        for r in sz[sz["strategy"] != "scratch"].to_dict("records"):
+            fmt = lambda f: "not reached" if f == float("inf") else f"{f:g}"  # noqa: E731
+            s.add_row(r["pair"], r["chain"], r["strategy"], fmt(r["required_fraction"]),
+                      f"[{fmt(r['ci_low'])}, {fmt(r['ci_high'])}]", r["rule_of_thumb"])
+        out.print(s)
+    out.print(f"report: {res.study_dir / 'report.html'}", highlight=False)
+
+
+@app.command("report")
+def report_cmd(
+    study_dir: Annotated[Path, typer.Argument(help="Study directory.")],
+    to_wandb: Annotated[bool, typer.Option("--wandb", help="Also publish a W&B Report (needs an API key and network).")] = False,
+) -> None:
+    """Write the study's self-contained HTML report (and optionally a W&B Report)."""
+    from xfer.report.html import write_report
+
+    if not (study_dir / "results.parquet").is_file():
+        raise XferInputError(file=study_dir, field="STUDY_DIR", expected="a study directory with results.parquet",
+                             found="no results.parquet")
+    path = write_report(study_dir)
+    out.print(f"wrote {path}", highlight=False)
+    if to_wandb:
+        from xfer.study.runner import _load_spec
+        from xfer.tracking.wandb_report import publish_report
+
+        spec = _load_spec(study_dir)
+        url = publish_report(study_dir, project=spec.tracking.project, entity=spec.tracking.entity)
+        out.print(f"published {url}", highlight=False)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app, turning bad input into a clear non-zero exit."""
     try:
@@ -376,6 +480,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except ValidationError as exc:
         err.print(f"[bold red]error:[/] {_pydantic_message(exc)}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except (FileExistsError, FileNotFoundError) as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

@@ -264,15 +264,20 @@ class Candidate:
 
 
 def prepare(cfg: TransferConfig, store: Store | None = None, cache_dir: Path | None = None,
-            progress: Progress | None = None) -> Context:
-    """Features, folds, source pre-training (cached per seed) and chain stages."""
+            progress: Progress | None = None, with_source: bool = True) -> Context:
+    """Features, folds, source pre-training (cached per seed) and chain stages.
+
+    ``with_source=False`` skips pre-training and chains (a scratch-only cell needs neither).
+    """
     say = progress or (lambda _m: None)
     st = store or Store()
     cache = Path(cache_dir) if cache_dir else st.root / "cache" / "source"
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     sources = st.resolve(cfg.source)
-    chain = st.resolve(cfg.chain) if cfg.chain else []
+    # each chain stage is one market or a pooled @group (e.g. @energy)
+    stages_ids = [st.resolve([c]) for c in cfg.chain]
+    chain = [m for ids in stages_ids for m in ids]
     target = st.resolve([cfg.target])[0]
     if target in sources or target in chain:
         raise ValueError(f"The target {target!r} cannot also be a source or an intermediate")
@@ -311,7 +316,7 @@ def prepare(cfg: TransferConfig, store: Store | None = None, cache_dir: Path | N
     source_weights: dict[int, Params] = {}
     source_val: dict[int, float] = {}
     todo = []
-    for s in range(cfg.seeds):
+    for s in range(cfg.seeds if with_source else 0):
         key = hashlib.sha256(json.dumps({**key_base, "seed": s}, sort_keys=True).encode()).hexdigest()[:24]
         path = cache / f"{key}.pt"
         if path.is_file():
@@ -334,26 +339,45 @@ def prepare(cfg: TransferConfig, store: Store | None = None, cache_dir: Path | N
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
             torch.save({"params": r.params, "val_loss": r.best_val, "key": key_base}, tmp)
             tmp.replace(path)
-    else:
+    elif with_source:
         say(f"source models for {cfg.seeds} seed(s) loaded from cache")
     timings["source_s"] = time.perf_counter() - t1
 
     # --- intermediate stages
     stages: list[dict[str, Any]] = []
     weights = source_weights
-    for mid in chain:
+    for label, ids in zip(cfg.chain if with_source else (), stages_ids, strict=False):
         t2 = time.perf_counter()
-        dom = _domain({mid: mats[mid]}, cols, cutoff, split.embargo, cfg.source_val_share, window)
-        plan = plan_for(cfg.strategy_knobs.model_copy(update={"name": cfg.chain_strategy}), n_groups)
-        members = [Member(plan, lr=cfg.source_lr * cfg.lr_ratio, seed=20_000 + s, train=dom.train, init=weights[s],
-                          weight_decay=cfg.weight_decay) for s in range(cfg.seeds)]
-        res = Population(bb, cfg.train.to_config()).fit(members, dom.data, dom.val)
-        weights = {s: r.params for s, r in enumerate(res)}
-        stages.append({"market": mid, "val_loss": [r.best_val for r in res], "epochs": [r.epochs for r in res],
-                       "seconds": time.perf_counter() - t2})
-        say(f"chain stage {mid}: val loss {np.mean([r.best_val for r in res]):.4f}")
+        stage_key = {**key_base, "chain_to": label, "stage_markets": {m: _fingerprint(st, m) for m in ids},
+                     "after": [stg["key"] for stg in stages], "strategy": cfg.chain_strategy,
+                     "knobs": cfg.strategy_knobs.model_dump(), "ratio": cfg.lr_ratio,
+                     "stage_train": cfg.train.model_dump()}
+        paths = {s: cache / (hashlib.sha256(json.dumps({**stage_key, "seed": s}, sort_keys=True).encode())
+                             .hexdigest()[:24] + ".pt") for s in range(cfg.seeds)}
+        if all(p.is_file() for p in paths.values()):
+            blobs = {s: torch.load(p, weights_only=True) for s, p in paths.items()}
+            weights = {s: b["params"] for s, b in blobs.items()}
+            vals = [float(blobs[s]["val_loss"]) for s in range(cfg.seeds)]
+            epochs: list[int] = []
+        else:
+            dom = _domain({m: mats[m] for m in ids}, cols, cutoff, split.embargo, cfg.source_val_share, window)
+            plan = plan_for(cfg.strategy_knobs.model_copy(update={"name": cfg.chain_strategy}), n_groups)
+            members = [Member(plan, lr=cfg.source_lr * cfg.lr_ratio, seed=20_000 + s, train=dom.train,
+                              init=weights[s], weight_decay=cfg.weight_decay) for s in range(cfg.seeds)]
+            res = Population(bb, cfg.train.to_config()).fit(members, dom.data, dom.val)
+            weights = {s: r.params for s, r in enumerate(res)}
+            vals, epochs = [r.best_val for r in res], [r.epochs for r in res]
+            cache.mkdir(parents=True, exist_ok=True)
+            for s, r in enumerate(res):
+                tmp = paths[s].with_suffix(f".{os.getpid()}.tmp")
+                torch.save({"params": r.params, "val_loss": r.best_val}, tmp)
+                tmp.replace(paths[s])
+        stages.append({"market": label, "markets": ids, "val_loss": vals, "epochs": epochs,
+                       "seconds": time.perf_counter() - t2,
+                       "key": hashlib.sha256(json.dumps(stage_key, sort_keys=True).encode()).hexdigest()[:16]})
+        say(f"chain stage {label}: val loss {np.mean(vals):.4f}")
     return Context(cfg, target, sources, chain, cols, masked, folds, tgt, src, bb, weights, stages,
-                   {"val_loss": [source_val[s] for s in range(cfg.seeds)], "rows": len(src.train),
+                   {"val_loss": [source_val[s] for s in sorted(source_val)], "rows": len(src.train),
                     "cutoff": str(cutoff.date())}, timings)
 
 

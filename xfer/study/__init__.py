@@ -1,0 +1,1 @@
+"""Studies: YAML specs, the Ray Tune runner, results tables."""

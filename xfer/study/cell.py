@@ -1,0 +1,156 @@
+"""One study cell: Optuna ask/tell in batches, each batch x seeds x folds trained as populations.
+
+The cell's search state lives in the study's Optuna journal, so a cell interrupted mid-search
+continues where it stopped; its final fits are written once, atomically, to
+``cells/<cell_id>.parquet``: a finished cell is never run again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+import torch
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from xfer.data.store import Store
+from xfer.study.results import write_parquet
+from xfer.study.spec import Cell, StudySpec, cells, transfer_config
+from xfer.train.population import MemberResult
+from xfer.transfer.run import Candidate, Context, evaluate_fits, fit_candidates, prepare
+from xfer.transfer.strategies import StrategySpec
+
+Report = Callable[[dict[str, Any]], None]
+DEFAULTS = {"lr_ratio": 0.1, "lr_decay": 0.5, "l2sp_alpha": 1e-2, "unfreeze_depth": 1, "dann_weight": 1.0}
+
+
+def relevant_params(cell: Cell) -> list[str]:
+    """The searched knobs that change this cell's fits (the trial budget is the same for all)."""
+    if cell.strategy == "scratch":
+        return ["scratch_lr", "weight_decay"]
+    extra = {"partial": ["unfreeze_depth"], "l2sp": ["l2sp_alpha"], "discriminative": ["lr_decay"]}
+    return ["lr_ratio", "weight_decay", *extra.get(cell.strategy, []), *(["dann_weight"] if cell.dann else [])]
+
+
+def suggest(spec: StudySpec, cell: Cell, trial: optuna.trial.BaseTrial) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for name in relevant_params(cell):
+        d = spec.search.space.get(name)
+        if d is None:
+            continue
+        if d.choices is not None:
+            params[name] = trial.suggest_categorical(name, d.choices)
+        elif d.int_ or name == "unfreeze_depth":
+            params[name] = trial.suggest_int(name, int(d.low), int(d.high), log=d.log)  # type: ignore[arg-type]
+        else:
+            params[name] = trial.suggest_float(name, d.low, d.high, log=d.log)  # type: ignore[arg-type]
+    return params
+
+
+def candidate(spec: StudySpec, cell: Cell, params: dict[str, Any]) -> Candidate:
+    p = {**DEFAULTS, "scratch_lr": spec.source.lr, "weight_decay": spec.source.weight_decay, **params}
+    lr = p["scratch_lr"] if cell.strategy == "scratch" else spec.source.lr * p["lr_ratio"]
+    knobs = StrategySpec(unfreeze_depth=int(p["unfreeze_depth"]), l2sp_alpha=p["l2sp_alpha"], lr_decay=p["lr_decay"])
+    return Candidate(cell.strategy, lr, p["weight_decay"], knobs, p["dann_weight"] if cell.dann else 0.0,
+                     tag=tuple(sorted(params.items())))
+
+
+def _seed(cell_id: str) -> int:
+    return int(hashlib.sha256(cell_id.encode()).hexdigest()[:8], 16)
+
+
+def open_search(spec: StudySpec, study_dir: Path, cell: Cell) -> optuna.Study:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = JournalStorage(JournalFileBackend(str(study_dir / "optuna.journal")))
+    sampler: optuna.samplers.BaseSampler
+    if spec.search.sampler == "tpe":
+        sampler = optuna.samplers.TPESampler(seed=_seed(cell.cell_id), n_startup_trials=min(4, spec.search.trials_per_cell))
+    else:
+        sampler = optuna.samplers.RandomSampler(seed=_seed(cell.cell_id))
+    study = optuna.create_study(study_name=cell.cell_id, storage=storage, direction="minimize",
+                                sampler=sampler, load_if_exists=True)
+    # Trials left RUNNING by a killed process never report: fail them so the budget is recounted.
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+    return study
+
+
+def _by_candidate(by_fold: dict[int, list[MemberResult]], ci: int) -> dict[int, list[MemberResult]]:
+    return {f: sorted((r for r in rs if r.member.tag["candidate"] == ci), key=lambda r: r.member.tag["seed"])
+            for f, rs in by_fold.items()}
+
+
+def run_cell(spec: StudySpec, study_dir: Path, cell_id: str, store: Store,
+             report: Report | None = None, tracker: Any = None) -> Path:
+    """Search, fit and evaluate one cell; return the path of its results file."""
+    t0 = time.perf_counter()
+    report = report or (lambda _m: None)
+    cell = {c.cell_id: c for c in cells(spec)}[cell_id]
+    out = study_dir / "cells" / f"{cell_id}.parquet"
+    if out.exists():
+        report({"trials_done": spec.search.trials_per_cell, "done": True, "skipped": True})
+        return out
+    cfg = transfer_config(spec, cell)
+    ctx: Context = prepare(cfg, store, with_source=cell.strategy != "scratch")
+    study = open_search(spec, study_dir, cell)
+    budget = spec.search.trials_per_cell
+    kept: dict[int, dict[int, list[MemberResult]]] = {}
+    done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    while done < budget:
+        n = min(spec.search.batch_size, budget - done)
+        trials = [study.ask() for _ in range(n)]
+        cands = [candidate(spec, cell, suggest(spec, cell, t)) for t in trials]
+        by_fold = fit_candidates(ctx, cell.fraction, cands)
+        for ci, t in enumerate(trials):
+            fits = _by_candidate(by_fold, ci)
+            study.tell(t, float(np.mean([r.best_val for rs in fits.values() for r in rs])))
+            kept[t.number] = fits
+        done += n
+        msg = {"trials_done": done, "best_val": float(study.best_value), "done": False}
+        report(msg)
+        if tracker is not None:
+            tracker.log({"trials_done": done, "best_val_loss": float(study.best_value)}, step=done)
+    best = study.best_trial
+    fits = kept.get(best.number)
+    if fits is None:  # chosen before an interruption: retrain it (deterministic per seed)
+        fits = _by_candidate(fit_candidates(ctx, cell.fraction, [candidate(spec, cell, best.params)]), 0)
+    rows = []
+    for fold in ctx.folds:
+        rows.extend(evaluate_fits(ctx, fold, cell.fraction, fits[fold.index]))
+    frame = pd.DataFrame(rows)
+    metric = ctx.metric
+    p = {**DEFAULTS, **best.params}
+    frame = frame.assign(
+        pair=cell.pair.pair_id, source=",".join(cell.pair.source), target=cell.pair.target, chain=cell.chain_id,
+        dann_weight=float(p["dann_weight"]) if cell.dann else 0.0, metric=metric,
+        val_score=frame["val_loss"], test_score=frame[f"test_{metric}"], cell_id=cell.cell_id,
+        trial_number=best.number, lr_ratio=float(p["lr_ratio"]) if cell.strategy != "scratch" else float("nan"),
+        unfreeze_depth=int(p["unfreeze_depth"]), trials=budget, seconds=time.perf_counter() - t0,
+        study=spec.name, xfer_version=_version(), torch_version=torch.__version__,
+        python_version=platform.python_version(),
+    )
+    write_parquet(frame, out)
+    summary = {"val_score": float(frame["val_score"].mean()), "test_score": float(frame["test_score"].mean()),
+               "trials_done": budget, "done": True}
+    report(summary)
+    if tracker is not None:
+        tracker.finish({**summary, "metric": metric, **{f"best_{k}": v for k, v in best.params.items()}})
+    return out
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("xfer")
+    except PackageNotFoundError:
+        return "unknown"

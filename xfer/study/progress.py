@@ -1,0 +1,48 @@
+"""Driver-side live progress for Ray Tune: cells done / total, best so far, ETA.
+
+Tune pickles callbacks into its experiment state, so this lives in an importable module and
+keeps its console out of the pickled state.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ray.tune import Callback
+from rich.console import Console
+
+
+class StudyProgress(Callback):
+    def __init__(self, total: int, already: int) -> None:
+        self.total = total
+        self.already = already
+        self.done = already
+        self.start = time.perf_counter()
+        self.best: tuple[float, str] | None = None
+
+    @property
+    def console(self) -> Console:
+        return Console(stderr=True, soft_wrap=True)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.done += 1
+        ran = self.done - self.already
+        elapsed = time.perf_counter() - self.start
+        eta = elapsed / max(ran, 1) * (self.total - self.done)
+        res = trial.last_result or {}
+        cell = trial.config["cell_id"]
+        test = res.get("test_score", float("nan"))
+        if test == test and (self.best is None or test > self.best[0]):
+            self.best = (float(test), cell)
+        best = f"best test so far {self.best[0]:.4f} ({self.best[1]})" if self.best else ""
+        self.console.print(
+            f"[cells {self.done}/{self.total}] {cell}: val {res.get('val_score', float('nan')):.4f} "
+            f"test {test:.4f} | {best} | {elapsed:.0f}s elapsed, ETA {eta:.0f}s", highlight=False, markup=False)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.console.print(f"cell {trial.config['cell_id']} failed; Tune retries it, or `xfer study resume`",
+                           markup=False)

@@ -1,0 +1,380 @@
+"""Study specs: YAML in, validated typed objects out, loaded once.
+
+Every problem is reported with the file, the field path, what was expected and what was
+found, and all problems of a file are reported together (`xfer study validate`). Nothing
+downstream re-checks or re-parses a spec.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from xfer.data.splits import SplitSpec
+from xfer.data.store import Store
+from xfer.errors import XferInputError
+from xfer.models.backbones import BACKBONES, BackboneSpec
+from xfer.transfer.run import TrainSettings, TransferConfig
+from xfer.transfer.strategies import STRATEGIES, StrategySpec
+
+SEARCHABLE = {
+    "lr_ratio": "fine-tune LR / source LR (transfer strategies)",
+    "scratch_lr": "learning rate of the scratch baseline",
+    "weight_decay": "AdamW weight decay",
+    "unfreeze_depth": "partial: feature groups fine-tuned",
+    "l2sp_alpha": "l2sp: pull toward the source weights",
+    "lr_decay": "discriminative: LR factor per group down",
+    "dann_weight": "domain-adversarial loss weight (cells with dann on)",
+}
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,80}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Task(_Strict):
+    """What is predicted."""
+
+    target_type: Literal["volatility", "return"] = Field(default="volatility", description="Label.")
+    horizon: int | None = Field(default=None, ge=1, le=250, description="Label horizon in days.")
+
+
+class Pair(_Strict):
+    """A source (one market, several pooled, or @groups) and a target, with optional chains."""
+
+    source: list[str] = Field(description="Source market ids or @groups (pooled).")
+    target: str = Field(description="Target market id.")
+    chains: list[list[str]] = Field(
+        default_factory=list,
+        description="Full paths source -> intermediate... -> target; direct transfer is always run.",
+    )
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _chains_connect(self) -> Pair:
+        for i, path in enumerate(self.chains):
+            if len(path) < 3:
+                raise ValueError(
+                    f"chains[{i}] must be a path [source, intermediate..., target] with at least one "
+                    f"intermediate. Got {path} instead.")
+            if path[-1] != self.target:
+                raise ValueError(f"chains[{i}] must end at the pair's target {self.target!r}. Got {path[-1]!r} instead.")
+            if path[0] not in self.source and [path[0]] != self.source:
+                raise ValueError(f"chains[{i}] must start at the pair's source {self.source}. Got {path[0]!r} instead.")
+        return self
+
+    @property
+    def pair_id(self) -> str:
+        return f"{','.join(self.source)}->{self.target}"
+
+
+class Grid(_Strict):
+    """The cells of the study: every combination is run; scratch is always included."""
+
+    strategies: list[str] = Field(default_factory=lambda: ["scratch", "head_only", "partial", "full"])
+    fractions: list[float] = Field(default_factory=lambda: [1.0])
+    seeds: int = Field(default=3, ge=1, le=64)
+    dann: list[bool] = Field(default_factory=lambda: [False], description="Run with and/or without DANN.")
+    backbone: BackboneSpec = BackboneSpec()
+
+    @field_validator("strategies")
+    @classmethod
+    def _strategies(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("strategies must list at least one strategy. Got [] instead.")
+        bad = [s for s in v if s not in STRATEGIES]
+        if bad:
+            raise ValueError(f"strategies must be among {sorted(STRATEGIES)}. Got unknown {bad} instead.")
+        return v if "scratch" in v else ["scratch", *v]
+
+    @field_validator("fractions")
+    @classmethod
+    def _fractions(cls, v: list[float]) -> list[float]:
+        if not v:
+            raise ValueError("fractions must list at least one fraction. Got [] instead.")
+        bad = [f for f in v if not 0.0 < f <= 1.0]
+        if bad:
+            raise ValueError(f"fractions must be in (0, 1]. Got {bad} instead.")
+        return sorted(set(v))
+
+    @field_validator("backbone")
+    @classmethod
+    def _backbone(cls, v: BackboneSpec) -> BackboneSpec:
+        if v.name not in BACKBONES:
+            raise ValueError(f"backbone.name must be one of {sorted(BACKBONES)}. Got {v.name!r} instead.")
+        return v
+
+
+class Dist(_Strict):
+    """An Optuna distribution: a range (float or int) or a list of choices."""
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    int_: bool = Field(default=False, alias="int")
+    choices: list[Any] | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _shape(self) -> Dist:
+        if self.choices is not None:
+            if not self.choices or self.low is not None or self.high is not None:
+                raise ValueError("a distribution is either non-empty 'choices' or 'low'/'high', not both")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError("a distribution needs 'low' and 'high' (or 'choices')")
+        if self.low >= self.high:
+            raise ValueError(f"'low' must be < 'high'. Got low={self.low}, high={self.high} instead.")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log distribution needs low > 0. Got low={self.low} instead.")
+        return self
+
+
+class Search(_Strict):
+    """Optuna search inside each cell; the same budget for every cell, scratch included."""
+
+    sampler: Literal["tpe", "random"] = "tpe"
+    trials_per_cell: int = Field(default=4, ge=1, le=1000)
+    batch_size: int = Field(default=4, ge=1, le=256, description="Configs per ask/tell round (one population).")
+    space: dict[str, Dist] = Field(default_factory=lambda: {
+        "lr_ratio": Dist(low=0.03, high=0.3, log=True),
+        "scratch_lr": Dist(low=3e-4, high=3e-3, log=True),
+    })
+
+    @field_validator("space")
+    @classmethod
+    def _known(cls, v: dict[str, Dist]) -> dict[str, Dist]:
+        bad = [k for k in v if k not in SEARCHABLE]
+        if bad:
+            hint = " (dropout is an architecture knob: set grid.backbone.dropout)" if "dropout" in bad else ""
+            raise ValueError(f"search.space keys must be among {sorted(SEARCHABLE)}. Got unknown {bad} instead.{hint}")
+        return v
+
+
+class Evaluation(_Strict):
+    folds: int = Field(default=3, ge=1, le=20)
+    test_share: float = Field(default=0.2, gt=0.0, lt=0.8)
+    val_share: float = Field(default=0.1, gt=0.0, lt=0.5)
+    cost_bps: float = Field(default=2.0, ge=0.0)
+    importance_repeats: int = Field(default=2, ge=0, le=20)
+    domain_probe: bool = False
+
+
+class SourceSettings(_Strict):
+    lr: float = Field(default=1e-3, gt=0.0)
+    weight_decay: float = Field(default=1e-4, ge=0.0)
+    train: TrainSettings = TrainSettings(steps_per_epoch=50, max_epochs=30, patience=4)
+
+
+class Resources(_Strict):
+    cpus_per_trial: float = Field(default=1.0, gt=0.0)
+    gpus_per_trial: float = Field(default=0.0, ge=0.0, description="Fractional GPUs allowed.")
+    max_concurrent: int | None = Field(default=None, ge=1)
+
+
+class Tracking(_Strict):
+    project: str = "xfer"
+    entity: str | None = None
+    mode: Literal["auto", "offline", "online", "disabled"] = "auto"
+
+
+class StudySpec(_Strict):
+    """A whole study."""
+
+    name: str
+    description: str = ""
+    task: Task = Task()
+    pairs: list[Pair]
+    grid: Grid = Grid()
+    search: Search = Search()
+    evaluation: Evaluation = Evaluation()
+    train: TrainSettings = TrainSettings()
+    source: SourceSettings = SourceSettings()
+    resources: Resources = Resources()
+    tracking: Tracking = Tracking()
+    storage: str | None = Field(default=None, description="Study directory (default under the store).")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not NAME_RE.match(v):
+            raise ValueError(f"name must be letters, digits, '_', '.', '-' (max 81). Got {v!r} instead.")
+        return v
+
+    @field_validator("pairs")
+    @classmethod
+    def _pairs(cls, v: list[Pair]) -> list[Pair]:
+        if not v:
+            raise ValueError("pairs must list at least one source/target pair. Got [] instead.")
+        return v
+
+    def smoke(self) -> StudySpec:
+        """The same study on a tiny budget: every cell kind still runs, fast."""
+        tiny = TrainSettings(batch_size=64, steps_per_epoch=3, max_epochs=2, patience=1, eval_rows=512)
+        fr = self.grid.fractions
+        return self.model_copy(update={
+            "name": f"{self.name}-smoke",
+            "grid": self.grid.model_copy(update={"seeds": 1, "fractions": sorted({fr[0], fr[-1]})}),
+            "search": self.search.model_copy(update={"trials_per_cell": 1, "batch_size": 1}),
+            "evaluation": self.evaluation.model_copy(update={"folds": 1, "importance_repeats": 1}),
+            "train": tiny,
+            "source": self.source.model_copy(update={"train": tiny}),
+        })
+
+
+# --------------------------------------------------------------------------- cells
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One grid cell: a pair, a chain (or direct), DANN on/off, a strategy and a fraction."""
+
+    pair: Pair
+    chain: tuple[str, ...]  # intermediates only; () = direct
+    dann: bool
+    strategy: str
+    fraction: float
+
+    @property
+    def chain_id(self) -> str:
+        return ">".join(self.chain) if self.chain else "direct"
+
+    @property
+    def cell_id(self) -> str:
+        raw = json.dumps([self.pair.pair_id, self.chain_id, self.dann, self.strategy, self.fraction])
+        slug = re.sub(r"[^A-Za-z0-9]+", "_", f"{self.pair.target}_{self.strategy}_{self.fraction:g}")
+        return f"{slug}_{hashlib.sha1(raw.encode()).hexdigest()[:8]}"
+
+
+def cells(spec: StudySpec) -> list[Cell]:
+    """Every cell of the grid. Scratch does not depend on the source, so it has one cell per
+    (pair, fraction) and serves as the baseline of every chain and DANN variant."""
+    out = []
+    for pair in spec.pairs:
+        for frac in spec.grid.fractions:
+            out.append(Cell(pair, (), False, "scratch", frac))
+        for path in [None, *pair.chains]:
+            chain = tuple(path[1:-1]) if path else ()
+            for dann in spec.grid.dann:
+                for strat in spec.grid.strategies:
+                    if strat == "scratch":
+                        continue
+                    for frac in spec.grid.fractions:
+                        out.append(Cell(pair, chain, dann, strat, frac))
+    return out
+
+
+def transfer_config(spec: StudySpec, cell: Cell) -> TransferConfig:
+    """The core experiment config of a cell (hyperparameters searched later are placeholders)."""
+    dann_w = 1.0 if cell.dann else 0.0
+    return TransferConfig(
+        source=tuple(cell.pair.source), target=cell.pair.target, strategies=("scratch",),
+        fractions=(cell.fraction,), seeds=spec.grid.seeds, target_type=spec.task.target_type,
+        horizon=spec.task.horizon, chain=cell.chain, source_lr=spec.source.lr,
+        weight_decay=spec.source.weight_decay, backbone=spec.grid.backbone, dann_weight=dann_w,
+        split=SplitSpec(n_folds=spec.evaluation.folds, test_share=spec.evaluation.test_share,
+                        val_share=spec.evaluation.val_share),
+        train=spec.train, source_train=spec.source.train, cost_bps=spec.evaluation.cost_bps,
+        importance_repeats=spec.evaluation.importance_repeats, domain_probe=spec.evaluation.domain_probe,
+        strategy_knobs=StrategySpec(),
+    )
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for p in loc:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+def _errors(exc: ValidationError) -> list[tuple[str, str, str]]:
+    found = []
+    for e in exc.errors():
+        loc = _loc(tuple(p for p in e["loc"] if p not in ("function-after",)))
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            found.append((loc, "no such field (check the spelling)", repr(e.get("input"))))
+        elif e["type"] == "missing":
+            found.append((loc, "a value (required field)", "nothing"))
+        else:
+            found.append((loc, msg, repr(e.get("input"))[:120]))
+    return found
+
+
+def parse(path: str | Path) -> StudySpec:
+    """Parse and validate a study file's structure; raises :class:`StudyError` with every problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise StudyError(path, [("(file)", "an existing YAML file", "no such file")])
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        raise StudyError(path, [(where, "valid YAML", str(getattr(exc, "problem", exc)))]) from None
+    if not isinstance(raw, dict):
+        raise StudyError(path, [("(top level)", "a mapping of study fields", type(raw).__name__)])
+    try:
+        return StudySpec.model_validate(raw)
+    except ValidationError as exc:
+        raise StudyError(path, _errors(exc)) from None
+
+
+def check_markets(spec: StudySpec, store: Store, path: str | Path) -> None:
+    """Every market and @group named in the spec exists in the store, and a target is not its own source."""
+    problems = []
+    ids = set(store.ids())
+    tags = {t for m in store.list() for t in m.tags}
+    for i, pair in enumerate(spec.pairs):
+        names = [(f"pairs[{i}].source", s) for s in pair.source] + [(f"pairs[{i}].target", pair.target)]
+        names += [(f"pairs[{i}].chains[{j}]", m) for j, c in enumerate(pair.chains) for m in c[1:-1]]
+        for field, name in names:
+            if name.startswith("@"):
+                if name[1:] not in tags:
+                    problems.append((field, f"a market group among {sorted('@' + t for t in tags)}", repr(name)))
+            elif name not in ids:
+                problems.append((field, "a market in the catalog (see `xfer data list`)", repr(name)))
+        if pair.target.startswith("@"):
+            problems.append((f"pairs[{i}].target", "one market id, not a group", repr(pair.target)))
+        if pair.target in pair.source:
+            problems.append((f"pairs[{i}]", "a target different from its source", repr(pair.target)))
+    if problems:
+        raise StudyError(path, problems)
+
+
+def load(path: str | Path, store: Store | None = None) -> StudySpec:
+    """Parse, validate and check a study file against the market catalog."""
+    spec = parse(path)
+    check_markets(spec, store or Store(), path)
+    return spec
+
+
+class StudyError(XferInputError):
+    """All problems of one study file."""
+
+    def __init__(self, path: str | Path, problems: list[tuple[str, str, str]]) -> None:
+        self.path = str(path)
+        self.problems = problems
+        first = problems[0]
+        super().__init__(file=path, field=first[0], expected=first[1], found=first[2])
+
+    def __str__(self) -> str:
+        lines = [f"{self.path}: {len(self.problems)} problem(s)"]
+        lines += [f"  {self.path}: {f}: expected {e}; found {x}" for f, e, x in self.problems]
+        return "\n".join(lines)
