@@ -376,5 +376,7 @@ class StudyError(XferInputError):
 
     def __str__(self) -> str:
         lines = [f"{self.path}: {len(self.problems)} problem(s)"]
-        lines += [f"  {self.path}: {f}: expected {e}; found {x}" for f, e, x in self.problems]
+        for f, e, x in self.problems:
+            # validators already phrase "must be X. Got Y instead."; others get expected/found
+            lines.append(f"  {self.path}: {f}: {e}" if " Got " in e else f"  {self.path}: {f}: expected {e}; found {x}")
         return "\n".join(lines)

@@ -1,0 +1,100 @@
+"""`xfer study validate`: every shipped study is valid; broken specs give clear, distinct errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from xfer.study.spec import cells, load
+
+STUDIES = sorted((Path(__file__).parents[2] / "studies").glob("*.yaml"))
+
+GOOD = """
+name: ok
+pairs:
+  - source: "@us_large_cap"
+    target: wti
+    chains:
+      - ["@us_large_cap", sp500, "@energy", wti]
+grid:
+  strategies: [head_only, full]
+  fractions: [0.1, 1.0]
+  seeds: 2
+"""
+
+# (case, yaml, field path that must be named, words of the expectation, the offending value)
+BROKEN = [
+    ("unknown market", GOOD.replace("target: wti\n", "target: brent\n").replace(", wti]", ", brent]"),
+     "pairs[0].target", "a market in the catalog", "'brent'"),
+    ("unknown group", GOOD.replace('"@energy"', '"@oil"'), "pairs[0].chains[0]", "a market group", "'@oil'"),
+    ("fraction out of range", GOOD.replace("[0.1, 1.0]", "[0.1, 1.5]"), "grid.fractions", "(0, 1]", "1.5"),
+    ("chain not ending at target", GOOD.replace('"@energy", wti]', '"@energy", xom]'),
+     "pairs[0]", "must end at the pair's target", "'xom'"),
+    ("unknown strategy", GOOD.replace("[head_only, full]", "[head_only, freeze_most]"),
+     "grid.strategies", "discriminative", "freeze_most"),
+    ("unknown backbone", GOOD + "  backbone: {name: lstm}\n", "grid.backbone", "['mlp', 'tcn']", "lstm"),
+    ("empty grid", GOOD.replace("[head_only, full]", "[]"), "grid.strategies", "at least one strategy", "[]"),
+    ("no pairs", "name: ok\npairs: []\n", "pairs", "at least one source/target pair", "[]"),
+    ("misspelt field", GOOD.replace("seeds: 2", "seed: 2"), "grid.seed", "no such field", "2"),
+    ("bad search range", GOOD + "search:\n  space:\n    lr_ratio: {low: 0.5, high: 0.1}\n",
+     "search.space.lr_ratio", "'low' must be < 'high'", "0.5"),
+    ("unknown search knob", GOOD + "search:\n  space:\n    dropout: {low: 0.0, high: 0.5}\n",
+     "search.space", "grid.backbone.dropout", "dropout"),
+    ("bad target type", GOOD + "task:\n  target_type: sharpe\n", "task.target_type", "'volatility'", "sharpe"),
+    ("target is its own source", GOOD.replace('source: "@us_large_cap"', "source: [aapl, wti]")
+     .replace('["@us_large_cap", sp500', "[aapl, sp500"), "pairs[0]", "a target different from its source", "'wti'"),
+    ("negative gpus", GOOD + "resources:\n  gpus_per_trial: -1\n", "resources.gpus_per_trial",
+     "greater than or equal to 0", "-1"),
+    ("bad tracking mode", GOOD + "tracking:\n  mode: cloud\n", "tracking.mode", "'offline'", "cloud"),
+    ("yaml syntax", "name: ok\npairs: [\n", "line", "valid YAML", ""),
+    ("missing name", GOOD.replace("name: ok\n", ""), "name", "required field", "nothing"),
+]
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=[p.stem for p in STUDIES])
+def test_shipped_studies_are_valid(path: Path, cli) -> None:
+    r = cli("study", "validate", str(path))
+    assert r.code == 0, r.err
+    spec = load(path)
+    assert spec.name == path.stem and len(cells(spec)) > 0
+
+
+def test_good_spec_and_cells(tmp_path: Path) -> None:
+    f = tmp_path / "ok.yaml"
+    f.write_text(GOOD)
+    spec = load(f)
+    cs = cells(spec)
+    # scratch once per fraction; head_only/full x (direct + 1 chain) x 2 fractions
+    assert len(cs) == 2 + 2 * 2 * 2
+    assert {c.chain_id for c in cs} == {"direct", "sp500>@energy"}
+    assert len({c.cell_id for c in cs}) == len(cs)
+
+
+def test_broken_specs_give_distinct_clear_errors(tmp_path: Path, cli) -> None:
+    assert len(BROKEN) >= 12
+    messages = []
+    for i, (case, text, field, expected, found) in enumerate(BROKEN):
+        f = tmp_path / f"broken_{i}.yaml"
+        f.write_text(text)
+        r = cli("study", "validate", str(f))
+        assert r.code == 2, case
+        assert str(f) in r.err, (case, r.err)
+        assert field in r.err, (case, field, r.err)
+        assert expected in r.err, (case, expected, r.err)
+        assert found in r.err, (case, found, r.err)
+        messages.append(r.err.replace(str(f), "FILE"))
+    assert len(set(messages)) == len(BROKEN)
+
+
+def test_all_problems_reported_together(tmp_path: Path, cli) -> None:
+    f = tmp_path / "many.yaml"
+    f.write_text(GOOD.replace("[0.1, 1.0]", "[0.1, 2.0]").replace("seeds: 2", "seeds: 0"))
+    r = cli("study", "validate", str(f))
+    assert r.code == 2 and "2 problem(s)" in r.err
+    assert "grid.fractions" in r.err and "grid.seeds" in r.err
+
+
+def test_missing_file(tmp_path: Path, cli) -> None:
+    r = cli("study", "validate", str(tmp_path / "nope.yaml"))
+    assert r.code == 2 and "no such file" in r.err
