@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
@@ -139,10 +140,8 @@ def test_sigkill_mid_study_then_resume(home: Path, env: dict[str, str], tmp_path
     assert 2 <= len(done) < total, f"could not catch the study mid-run ({len(done)}/{total} cells)"
     before = {p.name: (_digest(p), p.stat().st_mtime_ns) for p in done}
     for pid in [proc.pid, *family]:  # the driver and every process it started (Ray's too)
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     proc.wait(timeout=30)
     assert not (sd / "results.parquet").exists()
 
