@@ -18,10 +18,10 @@ from xfer.train.population import Data, Params
 
 @torch.no_grad()
 def embed(backbone: Backbone, params: Params, data: Data, rows: torch.Tensor) -> torch.Tensor:
-    model = copy.deepcopy(backbone)
+    model = copy.deepcopy(backbone).to(data.x.device)
     model.load_state_dict(params)
     model.eval()
-    return model.embed(data.gather(rows, backbone.window))
+    return model.embed(data.gather(rows, backbone.window)).cpu()
 
 
 def probe_accuracy(a_fit: torch.Tensor, b_fit: torch.Tensor, a_test: torch.Tensor, b_test: torch.Tensor,

@@ -128,6 +128,9 @@ class Data:
     x: torch.Tensor  # (n, n_features)
     y: torch.Tensor  # (n,)
 
+    def to(self, device: torch.device | str) -> Data:
+        return Data(self.x.to(device), self.y.to(device))
+
     def gather(self, rows: torch.Tensor, window: int) -> torch.Tensor:
         """Inputs for ``rows`` (any shape): (..., F), or (..., window, F) for sequences."""
         if window <= 1:
@@ -286,6 +289,7 @@ class Population:
         B = cfg.batch_size
         empty = torch.empty(0)
         for epoch in range(cfg.max_epochs):
+            active_dev = active.to(dev)
             # batch rows of this epoch: one draw per member from its own generator
             u = torch.stack([torch.rand((cfg.steps_per_epoch, B), generator=g) for g in gens], dim=1)
             pos = (u * span.view(1, P, 1)).long()  # (steps, P, B) positions in each pool
@@ -304,7 +308,7 @@ class Population:
                     g = grads[k]
                     exp_avg[k].mul_(beta1).add_(g, alpha=1 - beta1)
                     exp_sq[k].mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                    train_mask = active & (unfreeze[k] <= epoch)
+                    train_mask = active_dev & (unfreeze[k] <= epoch)
                     if k.startswith("domain.") and not use_dann:
                         continue
                     lr = domain_lr if k.startswith("domain.") else base_lr * lr_mult[k]

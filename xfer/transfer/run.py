@@ -106,6 +106,8 @@ class TransferConfig(BaseModel):
     source_train: TrainSettings = TrainSettings(steps_per_epoch=50, max_epochs=30, patience=4)
     cost_bps: float = Field(default=2.0, ge=0.0, description="Per-unit-turnover cost (return target).")
     importance_repeats: int = Field(default=2, ge=0, description="0 = no permutation importance.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="Where populations train: 'auto' = CUDA when available.")
     domain_probe: bool = Field(default=False, description="Probe how separable source/target embeddings are.")
 
     @field_validator("fractions")
@@ -127,6 +129,12 @@ class TransferConfig(BaseModel):
     @property
     def h(self) -> int:
         return self.horizon or DEFAULT_HORIZON[self.target_type]
+
+    @property
+    def torch_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
 
 
 @dataclass
@@ -175,7 +183,7 @@ def _jsonable(v: Any) -> Any:
 
 
 def _domain(mats: dict[str, FeatureMatrix], cols: list[str], cutoff: pd.Timestamp, embargo: int,
-            val_share: float, window: int) -> Domain:
+            val_share: float, window: int, device: torch.device | None = None) -> Domain:
     """Pool markets: each cut before ``cutoff``, split train/val in time, standardised alone."""
     xs, ys, train, val, dates = [], [], [], [], []
     offset = 0
@@ -196,8 +204,9 @@ def _domain(mats: dict[str, FeatureMatrix], cols: list[str], cutoff: pd.Timestam
         train.append(torch.arange(offset + first, offset + tr_stop))
         val.append(torch.arange(offset + max(first, n - n_val), offset + n))
         offset += n
-    return Domain(Data(torch.cat(xs), torch.cat(ys)), torch.cat(train), torch.cat(val), list(mats),
-                  np.concatenate(dates))
+    data = Data(torch.cat(xs), torch.cat(ys))
+    return Domain(data.to(device) if device is not None else data, torch.cat(train), torch.cat(val),
+                  list(mats), np.concatenate(dates))
 
 
 def _fingerprint(store: Store, mid: str) -> str:
@@ -245,7 +254,7 @@ class Context:
             y = self.tgt.data["target"].to_numpy(np.float64)
             tr = slice(ff.train.start, ff.train.stop)
             sx, sy = Standardizer.fit(x[tr]), Standardizer.fit(y[tr])
-            data = Data(torch.from_numpy(sx.transform(x)), torch.from_numpy(sy.transform(y)))
+            data = Data(torch.from_numpy(sx.transform(x)), torch.from_numpy(sy.transform(y))).to(self.cfg.torch_device)
             self._fold_data = {k: v for k, v in self._fold_data.items() if k[0] == fold.index}
             self._fold_data[key] = (data, sy, ff)
         return self._fold_data[key]
@@ -300,10 +309,10 @@ def prepare(cfg: TransferConfig, store: Store | None = None, cache_dir: Path | N
 
     # --- source pre-training, cached per seed
     t1 = time.perf_counter()
-    src = _domain({m: mats[m] for m in sources}, cols, cutoff, split.embargo, cfg.source_val_share, window)
+    src = _domain({m: mats[m] for m in sources}, cols, cutoff, split.embargo, cfg.source_val_share, window, cfg.torch_device)
     tgt_unlabelled = None
     if cfg.dann_weight > 0:
-        tgt_unlabelled = _domain({target: tgt}, cols, cutoff, split.embargo, cfg.source_val_share, window)
+        tgt_unlabelled = _domain({target: tgt}, cols, cutoff, split.embargo, cfg.source_val_share, window, cfg.torch_device)
     key_base = {
         "format": 2,
         "sources": {m: _fingerprint(st, m) for m in sources}, "cols": cols, "target_type": cfg.target_type,
@@ -321,7 +330,8 @@ def prepare(cfg: TransferConfig, store: Store | None = None, cache_dir: Path | N
         path = cache / f"{key}.pt"
         if path.is_file():
             blob = torch.load(path, weights_only=True)
-            source_weights[s], source_val[s] = blob["params"], float(blob["val_loss"])
+            source_weights[s] = {k: v.to(cfg.torch_device) for k, v in blob["params"].items()}
+            source_val[s] = float(blob["val_loss"])
         else:
             todo.append((s, path))
     if todo:
@@ -337,7 +347,8 @@ def prepare(cfg: TransferConfig, store: Store | None = None, cache_dir: Path | N
         for (s, path), r in zip(todo, res, strict=True):
             source_weights[s], source_val[s] = r.params, r.best_val
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            torch.save({"params": r.params, "val_loss": r.best_val, "key": key_base}, tmp)
+            torch.save({"params": {k: v.cpu() for k, v in r.params.items()},
+                        "val_loss": r.best_val, "key": key_base}, tmp)
             tmp.replace(path)
     elif with_source:
         say(f"source models for {cfg.seeds} seed(s) loaded from cache")
@@ -356,11 +367,11 @@ def prepare(cfg: TransferConfig, store: Store | None = None, cache_dir: Path | N
                              .hexdigest()[:24] + ".pt") for s in range(cfg.seeds)}
         if all(p.is_file() for p in paths.values()):
             blobs = {s: torch.load(p, weights_only=True) for s, p in paths.items()}
-            weights = {s: b["params"] for s, b in blobs.items()}
+            weights = {s: {k: v.to(cfg.torch_device) for k, v in b["params"].items()} for s, b in blobs.items()}
             vals = [float(blobs[s]["val_loss"]) for s in range(cfg.seeds)]
             epochs: list[int] = []
         else:
-            dom = _domain({m: mats[m] for m in ids}, cols, cutoff, split.embargo, cfg.source_val_share, window)
+            dom = _domain({m: mats[m] for m in ids}, cols, cutoff, split.embargo, cfg.source_val_share, window, cfg.torch_device)
             plan = plan_for(cfg.strategy_knobs.model_copy(update={"name": cfg.chain_strategy}), n_groups)
             members = [Member(plan, lr=cfg.source_lr * cfg.lr_ratio, seed=20_000 + s, train=dom.train,
                               init=weights[s], weight_decay=cfg.weight_decay) for s in range(cfg.seeds)]
@@ -370,7 +381,7 @@ def prepare(cfg: TransferConfig, store: Store | None = None, cache_dir: Path | N
             cache.mkdir(parents=True, exist_ok=True)
             for s, r in enumerate(res):
                 tmp = paths[s].with_suffix(f".{os.getpid()}.tmp")
-                torch.save({"params": r.params, "val_loss": r.best_val}, tmp)
+                torch.save({"params": {k: v.cpu() for k, v in r.params.items()}, "val_loss": r.best_val}, tmp)
                 tmp.replace(paths[s])
         stages.append({"market": label, "markets": ids, "val_loss": vals, "epochs": epochs,
                        "seconds": time.perf_counter() - t2,
@@ -419,7 +430,7 @@ def evaluate_fits(ctx: Context, fold: Fold, fraction: float, chosen: list[Member
     for i, c in enumerate(ctx.cols):
         fam_cols.setdefault(c.split(".", 1)[0], []).append(i)
     test_rows = torch.arange(ff.test.start, ff.test.stop)
-    preds = predict_many(ctx.backbone, [r.params for r in chosen], data, test_rows).numpy()
+    preds = predict_many(ctx.backbone, [r.params for r in chosen], data, test_rows).cpu().numpy()
     yt = y_raw[ff.test.start:ff.test.stop]
     regimes = {}
     if rv is not None:
@@ -503,7 +514,7 @@ def _select(results: list[MemberResult]) -> list[MemberResult]:
 
 def _importance(bb, params, data, rows, sy, yt, cfg, fam_cols, metric, h) -> dict[str, float]:
     def predict(x: torch.Tensor) -> np.ndarray:
-        return sy.inverse(predict_many(bb, [params], Data(x, data.y), rows)[0].numpy())
+        return sy.inverse(predict_many(bb, [params], Data(x, data.y), rows)[0].cpu().numpy())
 
     def score(p: np.ndarray) -> float:
         v = compute_metrics(cfg.target_type, yt, p, cfg.cost_bps, h)[metric]
