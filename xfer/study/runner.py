@@ -137,6 +137,7 @@ def run_study(spec_path: str | Path | None = None, *, study_dir: Path | None = N
 
     from xfer.study.progress import StudyProgress
     from xfer.tracking.wandb_log import log_study_summary, resolve_mode
+    from xfer.tracking.wandb_log import shutdown as shutdown_wandb
 
     console = console or Console(stderr=True)
     st = store or Store()
@@ -170,11 +171,14 @@ def run_study(spec_path: str | Path | None = None, *, study_dir: Path | None = N
     os.environ["WANDB_MODE"] = mode if mode != "disabled" else "disabled"
     os.environ.setdefault("WANDB_SILENT", "true")
     os.environ["XFER_HOME"] = str(st.root)
+    # wandb stages table artifacts and its debug log outside the run dir; keep them in the study
+    os.environ["WANDB_DATA_DIR"] = str(sd / "wandb" / "data")
+    os.environ["WANDB_CACHE_DIR"] = str(sd / "wandb" / "cache")
     started_ray = False
     if pending:
         if not ray.is_initialized():
-            env = {k: os.environ[k] for k in ("WANDB_MODE", "WANDB_SILENT", "XFER_HOME", "WANDB_API_KEY")
-                   if k in os.environ}
+            env = {k: os.environ[k] for k in ("WANDB_MODE", "WANDB_SILENT", "XFER_HOME", "WANDB_API_KEY",
+                                              "WANDB_DATA_DIR", "WANDB_CACHE_DIR") if k in os.environ}
             kw: dict[str, Any] = {"runtime_env": {"env_vars": env}, "log_to_driver": False}
             if address:
                 ray.init(address=address, **kw)
@@ -197,6 +201,7 @@ def run_study(spec_path: str | Path | None = None, *, study_dir: Path | None = N
     if mode != "disabled":
         log_study_summary(sd, project=spec.tracking.project, entity=spec.tracking.entity, mode=mode,
                           group=spec.name, name=f"{spec.name}-summary")
+        shutdown_wandb()
     if report:
         from xfer.report.html import write_report
 
