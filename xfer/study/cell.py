@@ -97,7 +97,7 @@ def run_cell(spec: StudySpec, study_dir: Path, cell_id: str, store: Store,
     cell = {c.cell_id: c for c in cells(spec)}[cell_id]
     out = study_dir / "cells" / f"{cell_id}.parquet"
     if out.exists():
-        report({"trials_done": spec.search.trials_per_cell, "done": True, "skipped": True})
+        report({"trials_done": spec.search.trials_per_cell, "cell_finished": True, "skipped": True})
         return out
     cfg = transfer_config(spec, cell)
     ctx: Context = prepare(cfg, store, with_source=cell.strategy != "scratch")
@@ -115,7 +115,7 @@ def run_cell(spec: StudySpec, study_dir: Path, cell_id: str, store: Store,
             study.tell(t, float(np.mean([r.best_val for rs in fits.values() for r in rs])))
             kept[t.number] = fits
         done += n
-        msg = {"trials_done": done, "best_val": float(study.best_value), "done": False}
+        msg = {"trials_done": done, "best_val": float(study.best_value), "cell_finished": False}
         report(msg)
         if tracker is not None:
             tracker.log({"trials_done": done, "best_val_loss": float(study.best_value)}, step=done)
@@ -140,7 +140,7 @@ def run_cell(spec: StudySpec, study_dir: Path, cell_id: str, store: Store,
     )
     write_parquet(frame, out)
     summary = {"val_score": float(frame["val_score"].mean()), "test_score": float(frame["test_score"].mean()),
-               "trials_done": budget, "done": True}
+               "trials_done": budget, "cell_finished": True}
     report(summary)
     if tracker is not None:
         tracker.finish({**summary, "metric": metric, **{f"best_{k}": v for k, v in best.params.items()}})

@@ -36,8 +36,14 @@ SPEC_FILE = "spec.json"
 
 
 def _report(metrics: dict[str, Any]) -> None:
-    """The one place that talks to Ray's reporting API (``ray.tune.report`` in Ray >= 2.40)."""
+    """The one place that talks to Ray's reporting API (``ray.tune.report`` in Ray >= 2.40).
+
+    Never send Tune's reserved keys (``done`` ends the trial on the spot, before the cell
+    has finished its W&B run).
+    """
     from ray import tune
+
+    assert not {"done", "training_iteration", "trial_id"} & set(metrics), metrics
 
     tune.report({k: v for k, v in metrics.items() if isinstance(v, (int, float, bool, str))})
 
@@ -57,7 +63,7 @@ def sources_trainable(config: dict[str, Any]) -> None:
     cell = {c.cell_id: c for c in cells(spec)}[config["cell_id"]]
     t = time.perf_counter()
     prepare(transfer_config(spec, cell), Store(config["store_root"]))
-    _report({"seconds": time.perf_counter() - t, "done": True})
+    _report({"seconds": time.perf_counter() - t, "sources_ready": True})
 
 
 def cell_trainable(config: dict[str, Any]) -> None:
