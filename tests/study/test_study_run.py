@@ -78,7 +78,7 @@ def env(home: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     return {**os.environ, **e}
 
 
-def test_verdict_matrix_and_wandb_files(home: Path, env: dict[str, str], tmp_path: Path) -> None:
+def test_verdict_matrix_and_wandb_files(home: Path, env: dict[str, str], tmp_path: Path, cli) -> None:
     spec_file = tmp_path / "synth.yaml"
     spec_file.write_text(VERDICT_STUDY)
     run = run_study(spec_file, study_dir=tmp_path / "out", store=Store(home))
@@ -112,6 +112,12 @@ def test_verdict_matrix_and_wandb_files(home: Path, env: dict[str, str], tmp_pat
     table = read_table(summary, "verdicts")
     assert len(table) == len(v)
     assert set(table.loc[table["strategy"] == "head_only", "verdict"]) == {"positive", "negative"}
+    # `xfer report` rebuilds the page from the directory alone
+    (sd / "report.html").unlink()
+    r = cli("report", str(sd))
+    assert r.code == 0, r.err
+    page = (sd / "report.html").read_text()
+    assert "syn_opposite_tgt" in page and "negative" in page and "data:image/png;base64" in page
 
 
 def _digest(p: Path) -> str:
