@@ -7,9 +7,7 @@ expected and what was found, and exits with status 2 (1 for unexpected failures)
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from xfer.errors import XferInputError
+from xfer.io import write_parquet
 
 app = typer.Typer(
     help="Transfer-learning studies between financial markets.",
@@ -52,23 +51,6 @@ def _pydantic_message(exc: ValidationError, file: str | None = None) -> str:
         loc = ".".join(str(p) for p in e["loc"]) or "(root)"
         parts.append(f"{file + ': ' if file else ''}{loc}: {e['msg']} (found {e.get('input')!r})")
     return "; ".join(parts)
-
-
-def _atomic_write_parquet(frame: Any, path: Path) -> None:
-    """Write a DataFrame to ``path`` via a temp file + rename: no half-written output."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --------------------------------------------------------------------------- data
@@ -216,7 +198,7 @@ def data_features(
         raise XferInputError(field="--out", expected="a path ending in .parquet", found=str(out_path))
     m = _store(store).load(market)
     fm = build_features(m.frame, target=target, horizon=horizon)  # type: ignore[arg-type]
-    _atomic_write_parquet(fm.data, out_path)
+    write_parquet(fm.data, out_path)
     fams = {k: len(v) for k, v in fm.families.items()}
     err.print(
         f"{market}: {len(fm.data)} rows x {len(fm.feature_names)} features {fams}, target "
@@ -359,7 +341,7 @@ def transfer(
 
 def _write_transfer(res: Any, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write_parquet(res.fits, out_dir / "fits.parquet")
+    write_parquet(res.fits, out_dir / "fits.parquet")
     summary = {"config": json.loads(res.config.model_dump_json()), "table": res.records(),
                "features": res.features, "masked": res.masked, "stages": res.stages, "timings": res.timings}
     tmp = out_dir / ".summary.json.tmp"

@@ -23,7 +23,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from xfer.data.store import Store
-from xfer.study.results import write_parquet
+from xfer.io import write_parquet
 from xfer.study.spec import Cell, StudySpec, cells, transfer_config
 from xfer.train.population import MemberResult
 from xfer.transfer.run import Candidate, Context, evaluate_fits, fit_candidates, prepare

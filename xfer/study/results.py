@@ -6,18 +6,14 @@ Every comparison is paired on (seed, fold): same target rows, same test block.
 
 from __future__ import annotations
 
-import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from xfer.evaluate.metrics import HIGHER_IS_BETTER
 from xfer.evaluate.verdict import paired_verdict, required_fraction
+from xfer.io import write_parquet
 from xfer.study.contract import (
     COMPARISON_COLUMNS,
     CURVE_COLUMNS,
@@ -28,20 +24,6 @@ from xfer.study.contract import (
 )
 
 PAIR_KEY = ["seed", "fold"]
-
-
-def write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    """Atomic Parquet write: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def collect(study_dir: Path) -> pd.DataFrame:
@@ -162,6 +144,3 @@ def write_tables(study_dir: Path) -> dict[str, pd.DataFrame]:
         write_parquet(frame, study_dir / f"{name}.parquet")
     return tables
 
-
-def fmt_fraction(f: float) -> str:
-    return "not reached" if not math.isfinite(f) else f"{f:g}"

@@ -144,10 +144,6 @@ def stack(params: Sequence[Params]) -> Params:
     return {k: torch.stack([p[k] for p in params]) for k in params[0]}
 
 
-def unstack(params: Params, i: int) -> Params:
-    return {k: v[i].detach().clone() for k, v in params.items()}
-
-
 def _bcast(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return v.view(-1, *([1] * (like.dim() - 1)))
 
@@ -387,13 +383,6 @@ def _even_rows(r: range | torch.Tensor, limit: int) -> torch.Tensor:
     if len(rows) <= limit:
         return rows
     return rows[torch.linspace(0, len(rows) - 1, limit).round().long()]
-
-
-def predict(backbone: Backbone, params: Params, data: Data, rows: torch.Tensor) -> torch.Tensor:
-    """Predictions of one member's weights on ``rows`` (eval mode: no dropout)."""
-    model = copy.deepcopy(backbone).eval()
-    with torch.no_grad():
-        return functional_call(model, params, (data.gather(rows, backbone.window),))
 
 
 def predict_many(backbone: Backbone, params: Sequence[Params], data: Data, rows: torch.Tensor) -> torch.Tensor:

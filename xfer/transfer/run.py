@@ -567,12 +567,6 @@ def sizing_table(fits: pd.DataFrame, metric: str) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def config_summary(cfg: TransferConfig) -> dict[str, Any]:
-    return json.loads(cfg.model_dump_json())
-
-
-
-
 def compare(a: TransferResult, b: TransferResult, strategy: str, fraction: float | None = None) -> Any:
     """Paired verdict of ``b - a`` for one strategy (e.g. chain vs direct, DANN vs none).
 
