@@ -49,6 +49,8 @@ BROKEN = [
     ("bad tracking mode", GOOD + "tracking:\n  mode: cloud\n", "tracking.mode", "'offline'", "cloud"),
     ("yaml syntax", "name: ok\npairs: [\n", "line", "valid YAML", ""),
     ("missing name", GOOD.replace("name: ok\n", ""), "name", "required field", "nothing"),
+    ("no rows left to train", GOOD + "evaluation:\n  test_share: 0.6\n  val_share: 0.4\n", "evaluation",
+     "at least 10% of the rows for training", "0.6 + 0.4"),
 ]
 
 

@@ -85,8 +85,9 @@ def test_dann_brings_discriminator_toward_chance_without_hurting(store: Store) -
     control = _run(store, "shifted", dann_reverse=False, **kw)
     dann = _run(store, "shifted", dann_reverse=True, **kw)
     c, d = _verdict(control, "full", 1.0), _verdict(dann, "full", 1.0)
-    assert c["domain_acc"] > 0.65  # the shift is real: the discriminator tells the domains apart
-    assert d["domain_acc"] < c["domain_acc"] - 0.08  # reversal pushes it toward chance (0.5)
+    # accuracies on held-out rows of both domains
+    assert c["domain_acc"] > 0.58  # the shift is real: the discriminator tells the domains apart
+    assert d["domain_acc"] < c["domain_acc"] - 0.05  # reversal pushes it toward chance (0.5)
     assert abs(d["domain_acc"] - 0.5) < abs(c["domain_acc"] - 0.5)
     assert d["domain_probe_acc"] <= c["domain_probe_acc"] + 0.02  # a fresh probe agrees (weakly)
     assert compare(control, dann, "full", 1.0).verdict != "negative"  # the target metric holds

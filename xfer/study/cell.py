@@ -71,17 +71,23 @@ def _seed(cell_id: str) -> int:
 def open_search(spec: StudySpec, study_dir: Path, cell: Cell) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = JournalStorage(JournalFileBackend(str(study_dir / "optuna.journal")))
+    study = optuna.load_study(study_name=cell.cell_id, storage=storage) if cell.cell_id in {
+        s.study_name for s in optuna.get_all_study_summaries(storage)} else None
+    # Trials left RUNNING by a killed process never report: fail them so the budget is recounted.
+    if study is not None:
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+    # The sampler's seed moves on with the trials already in the journal, so a resumed cell
+    # does not replay the random (start-up) configs it already tried.
+    n_before = len(study.trials) if study is not None else 0
+    seed = _seed(f"{cell.cell_id}:{n_before}")
     sampler: optuna.samplers.BaseSampler
     if spec.search.sampler == "tpe":
-        sampler = optuna.samplers.TPESampler(seed=_seed(cell.cell_id), n_startup_trials=min(4, spec.search.trials_per_cell))
+        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(4, spec.search.trials_per_cell))
     else:
-        sampler = optuna.samplers.RandomSampler(seed=_seed(cell.cell_id))
-    study = optuna.create_study(study_name=cell.cell_id, storage=storage, direction="minimize",
-                                sampler=sampler, load_if_exists=True)
-    # Trials left RUNNING by a killed process never report: fail them so the budget is recounted.
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-    return study
+        sampler = optuna.samplers.RandomSampler(seed=seed)
+    return optuna.create_study(study_name=cell.cell_id, storage=storage, direction="minimize",
+                               sampler=sampler, load_if_exists=True)
 
 
 def _by_candidate(by_fold: dict[int, list[MemberResult]], ci: int) -> dict[int, list[MemberResult]]:
@@ -131,7 +137,8 @@ def run_cell(spec: StudySpec, study_dir: Path, cell_id: str, store: Store,
     p = {**DEFAULTS, **best.params}
     frame = frame.assign(
         pair=cell.pair.pair_id, source=",".join(cell.pair.source), target=cell.pair.target, chain=cell.chain_id,
-        dann_weight=float(p["dann_weight"]) if cell.dann else 0.0, metric=metric,
+        dann_weight=1.0 if cell.dann else 0.0, dann_weight_chosen=float(p["dann_weight"]) if cell.dann else 0.0,
+        metric=metric,
         val_score=frame["val_loss"], test_score=frame[f"test_{metric}"], cell_id=cell.cell_id,
         trial_number=best.number, lr_ratio=float(p["lr_ratio"]) if cell.strategy != "scratch" else float("nan"),
         unfreeze_depth=int(p["unfreeze_depth"]), trials=budget, seconds=time.perf_counter() - t0,

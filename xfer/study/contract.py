@@ -14,8 +14,10 @@
       report.html           self-contained report
 
 Conventions: ``chain`` is ``"direct"`` or the intermediate market ids joined by ``">"``;
-``pair`` is ``"<source>-><target>"`` with sources comma-joined; ``dann_weight`` is 0.0 when
-DANN is off; ``verdict`` is one of positive / negative / inconclusive (``baseline`` for
+``pair`` is ``"<source>-><target>"`` with sources comma-joined; ``dann_weight`` is the grid
+setting, 0.0 (off) or 1.0 (on), so a DANN strategy is one curve whatever weight its search
+chose (the chosen weight is ``dann_weight_chosen`` in results.parquet); "scratch at full data"
+(sizing) means scratch at the largest fraction the study ran (1.0 in every shipped study); ``verdict`` is one of positive / negative / inconclusive (``baseline`` for
 scratch); ``metric`` names the primary metric (``r2`` volatility, ``ic`` return), higher is
 better; ``val_score`` is the validation loss (MSE on the standardised label, lower is better).
 """

@@ -172,6 +172,14 @@ class Evaluation(_Strict):
     importance_repeats: int = Field(default=2, ge=0, le=20)
     domain_probe: bool = False
 
+    @model_validator(mode="after")
+    def _leaves_training(self) -> Evaluation:
+        if self.test_share + self.val_share >= 0.9:
+            raise ValueError(
+                "test_share + val_share must leave at least 10% of the rows for training. "
+                f"Got {self.test_share} + {self.val_share} instead.")
+        return self
+
 
 class SourceSettings(_Strict):
     lr: float = Field(default=1e-3, gt=0.0)

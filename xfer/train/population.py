@@ -222,12 +222,20 @@ class Population:
         domain_data: Data | None = None,
         domain_rows: range | torch.Tensor | None = None,
         main_domain: float = 0.0,
+        domain_val_rows: range | torch.Tensor | None = None,
     ) -> list[MemberResult]:
-        """Train all members; return each one's best-validation weights and curve."""
+        """Train all members; return each one's best-validation weights and curve.
+
+        DANN: ``domain_rows`` of ``domain_data`` feed the discriminator during training;
+        its accuracy is measured on ``val`` against ``domain_val_rows`` (rows it never saw).
+        """
         cfg = self.cfg
         P = len(members)
         dev = data.x.device
         params = stack([self._init_params(m) for m in members])
+        # dropout draws from the global RNG: start it from the members' seeds, not from
+        # whatever ran before (reused Ray actors keep state)
+        torch.manual_seed(sum((i + 1) * m.seed for i, m in enumerate(members)) % (2**31))
         params = {k: v.to(dev) for k, v in params.items()}
         anchor = {k: params[k].clone() for k in params if k.startswith("backbone.")}
         l2sp = torch.tensor([m.plan.l2sp_alpha if m.plan.init == "source" else 0.0 for m in members], device=dev)
@@ -264,7 +272,8 @@ class Population:
         if use_dann:
             assert domain_data is not None and domain_rows is not None
             dpool = train_rows(domain_rows, self.window)
-            dgen = torch.Generator().manual_seed(members[0].seed + 7919)
+            # one generator per member: a member's domain rows do not depend on its population
+            dgens = [torch.Generator().manual_seed(m.seed + 7919) for m in members]
 
         step_fn = vmap(
             grad_and_value(self._loss),
@@ -291,7 +300,7 @@ class Population:
             pos = (u * span.view(1, P, 1)).long()  # (steps, P, B) positions in each pool
             rows = torch.gather(pools.unsqueeze(0).expand(cfg.steps_per_epoch, -1, -1), 2, pos)
             if use_dann:
-                ud = torch.rand((cfg.steps_per_epoch, P, B), generator=dgen)
+                ud = torch.stack([torch.rand((cfg.steps_per_epoch, B), generator=g) for g in dgens], dim=1)
                 drows = dpool[(ud * len(dpool)).long()]
             for s in range(cfg.steps_per_epoch):
                 xb = data.gather(rows[s], self.window)
@@ -335,7 +344,8 @@ class Population:
                 break
 
         self.net.eval()
-        dom_acc = self._domain_accuracy(best, data, vrows, domain_data, domain_rows, main_domain) if use_dann else None
+        held_out = domain_val_rows if domain_val_rows is not None else domain_rows
+        dom_acc = self._domain_accuracy(best, data, vrows, domain_data, held_out, main_domain) if use_dann else None
         results = []
         for i, m in enumerate(members):
             bp = {k[len("backbone."):]: v[i].detach().clone() for k, v in best.items() if k.startswith("backbone.")}

@@ -311,16 +311,25 @@ def prepare(cfg: TransferConfig, store: Store | None = None, cache_dir: Path | N
     t1 = time.perf_counter()
     src = _domain({m: mats[m] for m in sources}, cols, cutoff, split.embargo, cfg.source_val_share, window, cfg.torch_device)
     tgt_unlabelled = None
+    dann_window = None
     if cfg.dann_weight > 0:
-        tgt_unlabelled = _domain({target: tgt}, cols, cutoff, split.embargo, cfg.source_val_share, window, cfg.torch_device)
+        # DANN pre-training sees unlabelled target inputs, but only the rows the smallest
+        # fraction would have (fold 0's most recent share): a "20% history" cell must not
+        # align its source model on the target's whole history.
+        ff = folds[0].with_fraction(min(cfg.fractions))
+        dates = tgt.data["date"]
+        dann_window = (dates.iloc[ff.train.start], dates.iloc[ff.train.stop - 1])
+        recent = FeatureMatrix(tgt.data[dates >= dann_window[0]], tgt.feature_names, tgt.masked, tgt.target, tgt.horizon)
+        tgt_unlabelled = _domain({target: recent}, cols, dann_window[1] + pd.Timedelta(days=1), split.embargo,
+                                 cfg.source_val_share, window, cfg.torch_device)
     key_base = {
         "format": 2,
         "sources": {m: _fingerprint(st, m) for m in sources}, "cols": cols, "target_type": cfg.target_type,
         "h": h, "cutoff": str(cutoff.date()), "backbone": cfg.backbone.model_dump(),
         "train": cfg.source_train.model_dump(), "lr": cfg.source_lr, "wd": cfg.weight_decay,
         "val_share": cfg.source_val_share, "embargo": split.embargo,
-        "dann": {"w": cfg.dann_weight, "reverse": cfg.dann_reverse, "target": _fingerprint(st, target)}
-        if cfg.dann_weight > 0 else None,
+        "dann": {"w": cfg.dann_weight, "reverse": cfg.dann_reverse, "target": _fingerprint(st, target),
+                 "target_rows": [str(d.date()) for d in dann_window]} if dann_window else None,
     }
     source_weights: dict[int, Params] = {}
     source_val: dict[int, float] = {}
@@ -342,7 +351,8 @@ def prepare(cfg: TransferConfig, store: Store | None = None, cache_dir: Path | N
         res = Population(bb, cfg.source_train.to_config()).fit(
             members, src.data, src.val,
             domain_data=tgt_unlabelled.data if tgt_unlabelled else None,
-            domain_rows=tgt_unlabelled.train if tgt_unlabelled else None, main_domain=0.0)
+            domain_rows=tgt_unlabelled.train if tgt_unlabelled else None, main_domain=0.0,
+            domain_val_rows=tgt_unlabelled.val if tgt_unlabelled else None)
         cache.mkdir(parents=True, exist_ok=True)
         for (s, path), r in zip(todo, res, strict=True):
             source_weights[s], source_val[s] = r.params, r.best_val
@@ -414,7 +424,8 @@ def fit_candidates(ctx: Context, fraction: float, candidates: list[Candidate],
                     tag={"strategy": c.strategy, "seed": s, "candidate": ci, **dict(c.tag)}))
         out[fold.index] = Population(ctx.backbone, cfg.train.to_config()).fit(
             members, data, ff.val, domain_data=ctx.src.data if dann_on else None,
-            domain_rows=ctx.src.train if dann_on else None, main_domain=1.0)
+            domain_rows=ctx.src.train if dann_on else None, main_domain=1.0,
+            domain_val_rows=ctx.src.val if dann_on else None)
     return out
 
 
