@@ -220,8 +220,9 @@ def run_study(spec_path: str | Path | None = None, *, study_dir: Path | None = N
 
 def _source_groups(pending: list[Cell]) -> list[str]:
     """One representative cell id per distinct source/chain/DANN preparation."""
-    seen: dict[tuple[str, str, bool], str] = {}
+    seen: dict[tuple[str, str, bool, float], str] = {}
     for c in pending:
         if c.strategy != "scratch":
-            seen.setdefault((c.pair.pair_id, c.chain_id, c.dann), c.cell_id)
+            # a DANN source sees the target rows of its fraction, so it is one per fraction
+            seen.setdefault((c.pair.pair_id, c.chain_id, c.dann, c.fraction if c.dann else 0.0), c.cell_id)
     return list(seen.values())
