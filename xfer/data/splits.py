@@ -56,12 +56,21 @@ class SplitSpec(BaseModel):
         return self
 
     def min_rows(self) -> int:
-        """Fewest rows for which every fold has train, val and test rows."""
-        # each test block >= 1 row, val >= 1 row, train >= MIN_TRAIN_ROWS, two embargo gaps
-        need_test = math.ceil(self.n_folds / self.test_share)
-        need_val = math.ceil(1 / self.val_share)
-        need_train = math.ceil((MIN_TRAIN_ROWS + 2 * self.embargo) / (1 - self.test_share - self.val_share))
-        return max(need_test, need_val, need_train)
+        """Fewest rows from which on every fold has train, val and test rows.
+
+        Rounding makes fold 0's training length wobble by a row as ``n`` grows, so this uses
+        a lower bound of that length (monotone in ``n``): every ``n >= min_rows()`` works.
+        """
+
+        def train_lower_bound(n: int) -> float:
+            test_len = max(self.n_folds, n * self.test_share + 0.5)
+            val_len = max(1.0, n * self.val_share + 0.5)
+            return n - test_len - val_len - 2 * self.embargo
+
+        n = MIN_TRAIN_ROWS + 2 * self.embargo + self.n_folds + 1
+        while train_lower_bound(n) < MIN_TRAIN_ROWS:
+            n += 1
+        return n
 
 
 @dataclass(frozen=True)
