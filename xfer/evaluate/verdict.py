@@ -40,6 +40,19 @@ def paired_verdict(diffs: Sequence[float], *, level: float = 0.95, n_boot: int =
     return Verdict(float(d.mean()), float(lo), float(hi), len(d), verdict)
 
 
+def delta_verdict(diffs: Sequence[float], *, higher_is_better: bool = True, **kw: float) -> Verdict:
+    """:func:`paired_verdict` reported in the metric's own units (raw ``a - b`` differences).
+
+    The verdict already accounts for the metric's direction; ``mean`` and the interval are
+    flipped back so a table shows e.g. an MSE change as the MSE change, interval sorted.
+    """
+    v = paired_verdict(diffs, higher_is_better=higher_is_better, **kw)
+    if higher_is_better:
+        return v
+    lo, hi = sorted([-v.ci_low, -v.ci_high])
+    return Verdict(-v.mean, lo, hi, v.n, v.verdict)
+
+
 @dataclass(frozen=True)
 class RequiredFraction:
     point: float

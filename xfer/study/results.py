@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from xfer.evaluate.metrics import HIGHER_IS_BETTER
-from xfer.evaluate.verdict import paired_verdict, required_fraction
+from xfer.evaluate.verdict import delta_verdict, required_fraction
 from xfer.io import write_parquet
 from xfer.study.contract import (
     COMPARISON_COLUMNS,
@@ -59,10 +59,8 @@ def verdicts(results: pd.DataFrame) -> pd.DataFrame:
             row.update(delta=0.0, delta_ci_low=0.0, delta_ci_high=0.0, verdict="baseline", n_pairs=len(g))
         else:
             d = _paired(g, sc, "test_score")
-            v = paired_verdict(d, higher_is_better=hib)
-            sign = 1.0 if hib else -1.0
-            lo, hi = sorted([sign * v.ci_low, sign * v.ci_high])
-            row.update(delta=sign * v.mean, delta_ci_low=lo, delta_ci_high=hi, verdict=v.verdict, n_pairs=v.n)
+            v = delta_verdict(d, higher_is_better=hib)
+            row.update(delta=v.mean, delta_ci_low=v.ci_low, delta_ci_high=v.ci_high, verdict=v.verdict, n_pairs=v.n)
         rows.append(row)
     return pd.DataFrame(rows, columns=list(VERDICT_COLUMNS))
 
@@ -110,16 +108,14 @@ def comparisons(results: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=list(COMPARISON_COLUMNS))
     metric = results["metric"].iloc[0]
     hib = HIGHER_IS_BETTER[metric]
-    sign = 1.0 if hib else -1.0
     base_keys = ["pair", "strategy", "fraction"]
     transfer = results[results["strategy"] != "scratch"]
 
     def add(kind: str, variant: str, baseline: str, a: pd.DataFrame, b: pd.DataFrame, k: dict) -> None:
-        v = paired_verdict(_paired(a, b, "test_score"), higher_is_better=hib)
-        lo, hi = sorted([sign * v.ci_low, sign * v.ci_high])
+        v = delta_verdict(_paired(a, b, "test_score"), higher_is_better=hib)
         rows.append({"pair": k["pair"], "kind": kind, "variant": variant, "baseline": baseline,
                      "strategy": k["strategy"], "fraction": k["fraction"], "metric": metric,
-                     "delta": sign * v.mean, "delta_ci_low": lo, "delta_ci_high": hi, "verdict": v.verdict,
+                     "delta": v.mean, "delta_ci_low": v.ci_low, "delta_ci_high": v.ci_high, "verdict": v.verdict,
                      "n_pairs": v.n})
 
     for key, g in transfer.groupby(base_keys, sort=True):

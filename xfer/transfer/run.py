@@ -42,7 +42,7 @@ from xfer.data.store import Store
 from xfer.evaluate.domain import embed, probe_accuracy
 from xfer.evaluate.importance import permutation_importance, regime_masks
 from xfer.evaluate.metrics import HIGHER_IS_BETTER, PRIMARY, compute_metrics, icir
-from xfer.evaluate.verdict import paired_verdict, required_fraction
+from xfer.evaluate.verdict import delta_verdict, required_fraction
 from xfer.models.backbones import Backbone, BackboneSpec, build_backbone
 from xfer.train.population import (
     Data,
@@ -548,9 +548,8 @@ def _aggregate(fits: pd.DataFrame, cfg: TransferConfig, metric: str) -> pd.DataF
         if strat == "scratch":
             row.update({"delta": 0.0, "delta_ci": [0.0, 0.0], "verdict": "baseline", "n_pairs": len(diffs)})
         else:
-            v = paired_verdict(diffs, higher_is_better=HIGHER_IS_BETTER[metric])
-            sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
-            row.update({"delta": sign * v.mean, "delta_ci": sorted([sign * v.ci_low, sign * v.ci_high]),
+            v = delta_verdict(diffs, higher_is_better=HIGHER_IS_BETTER[metric])
+            row.update({"delta": v.mean, "delta_ci": [v.ci_low, v.ci_high],
                         "verdict": v.verdict, "n_pairs": v.n})
         if metric == "ic":
             row["icir"] = icir(list(g.groupby(level="fold")[col].mean()))
@@ -590,7 +589,7 @@ def compare(a: TransferResult, b: TransferResult, strategy: str, fraction: float
     d = (xb - xa).xs(strategy, level="strategy")
     if fraction is not None:
         d = d.xs(fraction, level="fraction")
-    return paired_verdict(d.to_numpy(), higher_is_better=HIGHER_IS_BETTER[a.metric])
+    return delta_verdict(d.to_numpy(), higher_is_better=HIGHER_IS_BETTER[a.metric])
 
 
 __all__ = ["TrainSettings", "TransferConfig", "TransferResult", "compare", "run_transfer", "sizing_table"]
