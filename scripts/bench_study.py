@@ -26,8 +26,9 @@ from pathlib import Path
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
-from xfer.data.store import Store
 from xfer.transfer.run import Candidate, TransferConfig, fit_candidates, prepare
+
+from xfer.data.store import Store
 
 STRATEGIES = ("scratch", "head_only", "full")
 

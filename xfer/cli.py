@@ -17,7 +17,11 @@ from rich.console import Console
 from rich.table import Table
 
 from xfer.errors import XferInputError
+from xfer.evaluate.contract import RULE_OF_THUMB
 from xfer.io import write_parquet
+from xfer.transfer.strategies import all_knobs
+
+_KNOB_HELP = "; ".join(f"{k.name} ({k.kind}, default {k.default}): {k.help}" for k in all_knobs().values())
 
 app = typer.Typer(
     help="Transfer-learning studies between financial markets.",
@@ -273,7 +277,8 @@ def transfer(
     source_lr: Annotated[float, typer.Option("--source-lr", help="Source (and scratch base) learning rate.")] = 1e-3,
     backbone: Annotated[str, typer.Option(help="Backbone: mlp or tcn.")] = "mlp",
     hidden: Annotated[int, typer.Option(help="Hidden width.")] = 64,
-    unfreeze_depth: Annotated[int, typer.Option("--unfreeze-depth", help="partial: feature groups fine-tuned.")] = 1,
+    knob: Annotated[list[str] | None, typer.Option(
+        "--knob", help="A strategy knob, NAME=VALUE (repeatable): " + _KNOB_HELP)] = None,
     dann_weight: Annotated[float, typer.Option("--dann-weight", help="Domain-adversarial loss weight (0 = off).")] = 0.0,
     folds: Annotated[int, typer.Option(help="Walk-forward test folds.")] = 3,
     cost_bps: Annotated[float, typer.Option("--cost-bps", help="Trading cost per unit turnover (return target).")] = 2.0,
@@ -284,9 +289,8 @@ def transfer(
 ) -> None:
     """Run one transfer experiment against scratch and print the metric table with verdicts."""
     from xfer.data.splits import SplitSpec
+    from xfer.experiment.run import TransferConfig, run_transfer
     from xfer.models.backbones import BackboneSpec
-    from xfer.transfer.run import TransferConfig, run_transfer
-    from xfer.transfer.strategies import StrategySpec
 
     if target_type not in ("volatility", "return"):
         raise XferInputError(field="--target-type", expected="volatility or return", found=repr(target_type))
@@ -297,7 +301,7 @@ def transfer(
             fractions=tuple(fraction or (1.0,)), seeds=seeds, target_type=target_type, horizon=horizon,
             chain=tuple(_split_ids([chain])) if chain else (), lr_ratio=ratio, source_lr=source_lr,
             backbone=BackboneSpec(name=backbone, hidden=hidden),
-            strategy_knobs=StrategySpec(unfreeze_depth=unfreeze_depth), dann_weight=dann_weight,
+            knobs=_parse_knobs(knob or []), dann_weight=dann_weight,
             split=SplitSpec(n_folds=folds), cost_bps=cost_bps, importance_repeats=2 if importance else 0,
         )
     except ValidationError as exc:
@@ -313,7 +317,7 @@ def transfer(
     for c in ("strategy", "fraction", "test", "scratch", "delta", "95% CI", "verdict"):
         t.add_column(c, justify="right" if c not in ("strategy", "verdict") else "left")
     for r in res.records():
-        lo, hi = r["delta_ci"]
+        lo, hi = r["delta_ci_low"], r["delta_ci_high"]
         t.add_row(r["strategy"], f"{r['fraction']:g}", f"{r['test_score']:.4f}", f"{r['scratch_score']:.4f}",
                   f"{r['delta']:+.4f}", f"[{lo:+.4f}, {hi:+.4f}]", r["verdict"])
     out.print(t)
@@ -321,7 +325,7 @@ def transfer(
         s = Table(title="required target fraction to match scratch at full data (90% bootstrap interval)")
         for c in ("strategy", "required", "interval", "rule of thumb"):
             s.add_column(c)
-        thumb = {"head_only": "10-20%", "partial": "30-50%", "full": "60-80%", "scratch": "100%"}
+        thumb = {**RULE_OF_THUMB, "scratch": "100%"}
         for r in res.sizing.to_dict("records"):
             s.add_row(r["strategy"], f"{r['required_fraction']:g}", f"[{r['ci_low']:g}, {r['ci_high']:g}]",
                       thumb.get(r["strategy"], "-"))
@@ -337,6 +341,26 @@ def transfer(
             it.add_row(r["strategy"], f"{r['fraction']:g}", *[f"{r[c]:+.4f}" for c in imp])
         out.print(it)
     err.print(f"took {res.timings['total_s']:.1f}s", highlight=False)
+
+
+def _parse_knobs(items: list[str]) -> dict[str, Any]:
+    """``NAME=VALUE`` pairs to typed knob values (the registry's type decides)."""
+    from xfer.transfer.strategies import all_knobs
+
+    known = all_knobs()
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        if not sep or name not in known:
+            raise XferInputError(field="--knob", expected=f"NAME=VALUE with NAME among {sorted(known)}",
+                                 found=repr(item))
+        kind = known[name].kind
+        try:
+            out[name] = (raw.lower() in ("1", "true", "yes")) if kind == "bool" else (
+                int(raw) if kind == "int" else float(raw))
+        except ValueError:
+            raise XferInputError(field=f"--knob {name}", expected=f"a {kind}", found=repr(raw)) from None
+    return out
 
 
 def _write_transfer(res: Any, out_dir: Path) -> None:
@@ -386,9 +410,11 @@ def study_run(
     store: StoreOpt = None,
 ) -> None:
     """Run a study: every cell, Optuna search inside, results + report in the study directory."""
+    from xfer.hooks import default_hooks
     from xfer.study.runner import run_study
 
-    res = run_study(file, study_dir=out_dir, store=_store(store), address=address, smoke=smoke, console=err)
+    res = run_study(file, study_dir=out_dir, store=_store(store), address=address, smoke=smoke, console=err,
+                    hooks=default_hooks())
     _print_study(res)
 
 
@@ -399,12 +425,14 @@ def study_resume(
     store: StoreOpt = None,
 ) -> None:
     """Finish an interrupted study: runs only the cells without results."""
+    from xfer.hooks import default_hooks
     from xfer.study.runner import run_study
 
     if not (study_dir / "spec.json").is_file():
         raise XferInputError(file=study_dir, field="STUDY_DIR", expected="a study directory (with spec.json)",
                              found="no spec.json")
-    res = run_study(None, study_dir=study_dir, store=_store(store), address=address, console=err)
+    res = run_study(None, study_dir=study_dir, store=_store(store), address=address, console=err,
+                    hooks=default_hooks())
     _print_study(res)
 
 

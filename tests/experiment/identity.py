@@ -40,7 +40,7 @@ def run_small_transfer(home: Path) -> pd.DataFrame:
     import torch
 
     from xfer.data.store import Store
-    from xfer.transfer.run import TransferConfig, run_transfer
+    from xfer.experiment.run import TransferConfig, run_transfer
 
     torch.manual_seed(0)
     torch.set_num_threads(1)

@@ -1,6 +1,6 @@
 """The HTML report: one self-contained, escaped page with every section, written atomically.
 
-The fake study below follows xfer.study.contract column for column, so these tests also
+The fake study below follows xfer.evaluate.contract column for column, so these tests also
 catch the report drifting away from the contract other tools rely on.
 """
 
@@ -19,8 +19,7 @@ import pandas as pd
 import pytest
 
 import xfer.report.html as report_html
-from xfer.report import render_report, write_report
-from xfer.study.contract import (
+from xfer.evaluate.contract import (
     COMPARISON_COLUMNS,
     CURVE_COLUMNS,
     RESULTS_COLUMNS,
@@ -28,6 +27,7 @@ from xfer.study.contract import (
     SIZING_COLUMNS,
     VERDICT_COLUMNS,
 )
+from xfer.report import render_report, write_report
 
 PAIRS = {"us_stocks->wti": ("us_stocks", "wti"), "spx,ndx->gold": ("spx,ndx", "gold")}
 CHAINS = ("direct", "a>b")
@@ -151,7 +151,7 @@ def _comparisons() -> pd.DataFrame:
 
 
 def make_study(root: Path, *, name: str | None = f"Demo {EVIL}") -> Path:
-    """A study directory exactly as xfer.study.contract describes it."""
+    """A study directory exactly as xfer.evaluate.contract describes it."""
     root.mkdir(parents=True, exist_ok=True)
     if name is not None:
         (root / "spec.json").write_text(json.dumps({"name": name, "target_type": "volatility"}))

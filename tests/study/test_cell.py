@@ -10,6 +10,7 @@ from xfer.models.backbones import BackboneSpec, build_backbone
 from xfer.study.cell import open_search
 from xfer.study.spec import StudySpec, cells
 from xfer.train.population import Data, Member, Population, TrainConfig
+from xfer.transfer.dann import dann_task
 from xfer.transfer.strategies import plan_for
 
 
@@ -40,8 +41,8 @@ def test_dann_member_reproduces_in_a_smaller_population() -> None:
     src = {k: v.detach().clone() for k, v in bb.named_parameters()}
     cfg = TrainConfig(batch_size=16, steps_per_epoch=5, max_epochs=3, patience=5)
     plan = plan_for("full", 3)
-    ms = [Member(plan, 1e-3 * (i + 1), seed=1, train=range(0, 500), init=src, dann_weight=1.0) for i in range(3)]
-    kw = {"domain_data": other, "domain_rows": range(0, 500), "domain_val_rows": range(500, 600), "main_domain": 1.0}
+    ms = [Member(plan, 1e-3 * (i + 1), seed=1, train=range(0, 500), init=src, aux_weight=1.0) for i in range(3)]
+    kw = {"aux": dann_task(other, range(0, 500), range(500, 600), main_is_target=True)}
     many = Population(bb, cfg).fit(ms, data, range(520, 600), **kw)
     alone = Population(bb, cfg).fit([ms[1]], data, range(520, 600), **kw)
     for k in alone[0].params:

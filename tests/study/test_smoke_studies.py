@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from xfer.data.store import Store
+from xfer.hooks import default_hooks
 from xfer.study.runner import run_study
 from xfer.study.spec import cells, load
 
@@ -20,7 +21,8 @@ def test_study_smoke(path: Path, store_dir: Path, tmp_path: Path, monkeypatch: p
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    run = run_study(path, study_dir=tmp_path / "out", smoke=True, store=Store(store_dir))
+    run = run_study(path, study_dir=tmp_path / "out", smoke=True, store=Store(store_dir),
+                    hooks=default_hooks())
     spec = load(path).smoke()
     n_cells = len(cells(spec))
     res = pd.read_parquet(run.study_dir / "results.parquet")

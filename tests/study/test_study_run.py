@@ -17,6 +17,7 @@ import pytest
 
 from xfer.data import synthetic as syn
 from xfer.data.store import Store
+from xfer.hooks import default_hooks
 from xfer.study.runner import run_study
 from xfer.study.spec import cells, load
 from xfer.tracking.offline import find_runs, read_run, read_table
@@ -81,7 +82,7 @@ def env(home: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 def test_verdict_matrix_and_wandb_files(home: Path, env: dict[str, str], tmp_path: Path, cli) -> None:
     spec_file = tmp_path / "synth.yaml"
     spec_file.write_text(VERDICT_STUDY)
-    run = run_study(spec_file, study_dir=tmp_path / "out", store=Store(home))
+    run = run_study(spec_file, study_dir=tmp_path / "out", store=Store(home), hooks=default_hooks())
     sd = run.study_dir
     # the verdict matrix: shared dynamics transfer, opposite dynamics hurt
     v = pd.read_parquet(sd / "verdicts.parquet")

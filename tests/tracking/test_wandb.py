@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 
 from xfer.errors import XferInputError
-from xfer.study.contract import (
+from xfer.evaluate.contract import (
     COMPARISON_COLUMNS,
     CURVE_COLUMNS,
     RESULTS_COLUMNS,

@@ -8,7 +8,7 @@ import torch
 from xfer.models.backbones import BackboneSpec, build_backbone
 from xfer.train.population import Data, Member, Population, TrainConfig
 from xfer.train.sequential import train_one
-from xfer.transfer.strategies import StrategySpec, plan_for
+from xfer.transfer.strategies import plan_for
 
 STRATS = ["scratch", "head_only", "partial", "full", "gradual", "discriminative", "l2sp"]
 
@@ -24,7 +24,7 @@ def test_population_equals_sequential(backbone: str) -> None:
     src = {k: v.detach().clone() + 0.05 for k, v in bb.named_parameters()}
     cfg = TrainConfig(batch_size=32, steps_per_epoch=8, max_epochs=12, patience=3)
     members = [
-        Member(plan_for(StrategySpec(name=s, gradual_every=1), 3), lr=3e-3 * (1 + i % 3), seed=i,
+        Member(plan_for(s, 3, {"gradual_every": 1}), lr=3e-3 * (1 + i % 3), seed=i,
                train=range(50 + 100 * i, 1100), init=src, weight_decay=1e-3 * (i % 2))
         for i, s in enumerate(STRATS)
     ]

@@ -17,9 +17,9 @@ def test_transfer_json_contract(store: Store, cli) -> None:
     assert {(x["strategy"], x["fraction"]) for x in rows} == {
         ("scratch", 0.3), ("scratch", 1.0), ("head_only", 0.3), ("head_only", 1.0)}
     for x in rows:
-        assert {"strategy", "fraction", "metric", "test_score", "scratch_score", "delta_ci", "verdict"} <= set(x)
+        assert {"strategy", "fraction", "metric", "test_score", "scratch_score", "delta_ci_low", "delta_ci_high", "verdict"} <= set(x)
         assert x["metric"] == "r2"
-        lo, hi = x["delta_ci"]
+        lo, hi = x["delta_ci_low"], x["delta_ci_high"]
         assert lo <= hi
         assert x["verdict"] in ({"baseline"} if x["strategy"] == "scratch" else {"positive", "negative", "inconclusive"})
         if x["verdict"] == "positive":

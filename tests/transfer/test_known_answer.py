@@ -24,8 +24,8 @@ import pytest
 from xfer.data import synthetic as syn
 from xfer.data.splits import SplitSpec
 from xfer.data.store import Store
+from xfer.experiment.run import TransferConfig, compare, run_transfer
 from xfer.models.backbones import BackboneSpec
-from xfer.transfer.run import TransferConfig, compare, run_transfer
 
 pytestmark = pytest.mark.slow
 SPLIT = SplitSpec(test_share=0.3, horizon=5, embargo=5)
@@ -55,7 +55,7 @@ def test_shared_dynamics_transfer_positively(store: Store) -> None:
     for s in ("head_only", "full"):
         v = _verdict(res, s)
         assert v["verdict"] == "positive", v
-        assert v["delta_ci"][0] > 0 and v["test_score"] > v["scratch_score"]
+        assert v["delta_ci_low"] > 0 and v["test_score"] > v["scratch_score"]
 
 
 def test_opposite_dynamics_show_negative_transfer(store: Store) -> None:
@@ -63,7 +63,7 @@ def test_opposite_dynamics_show_negative_transfer(store: Store) -> None:
                backbone=BackboneSpec(hidden=16))
     v = _verdict(res, "head_only")
     assert v["verdict"] == "negative", v
-    assert v["delta_ci"][1] < 0
+    assert v["delta_ci_high"] < 0
     assert _verdict(res, "scratch")["test_score"] > 0.1  # the target is learnable from scratch
 
 

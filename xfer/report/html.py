@@ -1,6 +1,6 @@
 """The local HTML report of a study: one self-contained page a reviewer can open offline.
 
-The report reads only the study directory's contract files (:mod:`xfer.study.contract`), so it
+The report reads only the study directory's contract files (:mod:`xfer.evaluate.contract`), so it
 works on any study, finished or interrupted, without re-running anything. It is one file on
 purpose: plots are matplotlib PNGs embedded as base64, CSS is inline, there is no JavaScript
 and nothing is fetched from the network, so the page can be mailed, archived or attached to
@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from xfer.errors import XferInputError
-from xfer.study.contract import (
+from xfer.evaluate.contract import (
     COMPARISON_COLUMNS,
     CURVE_COLUMNS,
     RESULTS_COLUMNS,
@@ -95,7 +95,7 @@ def _check_columns(frame: pd.DataFrame, path: Path, required: Sequence[str]) -> 
         raise XferInputError(
             file=path,
             field=", ".join(missing),
-            expected=f"the contract columns of {path.name} (xfer.study.contract)",
+            expected=f"the contract columns of {path.name} (xfer.evaluate.contract)",
             found=f"missing column(s) {missing}",
             hint="was this directory written by an older or foreign tool?",
         )

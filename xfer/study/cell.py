@@ -23,25 +23,31 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from xfer.data.store import Store
+from xfer.experiment.config import TRAINING_KNOBS, Candidate
+from xfer.experiment.evaluate import evaluate_fits
+from xfer.experiment.fit import fit_candidates
+from xfer.experiment.prepare import Context, prepare
 from xfer.io import write_parquet
-from xfer.study.spec import Cell, StudySpec, cells, transfer_config
-from xfer.train.population import MemberResult
-from xfer.transfer.run import Candidate, Context, evaluate_fits, fit_candidates, prepare
-from xfer.transfer.strategies import StrategySpec
+from xfer.study.spec import Cell, StudySpec, cells
+from xfer.train.types import MemberResult
+from xfer.transfer.strategies import STRATEGIES, all_knobs
 
 Report = Callable[[dict[str, Any]], None]
-DEFAULTS = {"lr_ratio": 0.1, "lr_decay": 0.5, "l2sp_alpha": 1e-2, "unfreeze_depth": 1, "dann_weight": 1.0}
 
 
 def relevant_params(cell: Cell) -> list[str]:
-    """The searched knobs that change this cell's fits (the trial budget is the same for all)."""
+    """The knobs that change this cell's fits, in a fixed order (the trial budget is the same for all):
+    scratch searches its own LR; a transfer strategy its LR ratio, its registry knobs, and the
+    DANN weight when DANN is on; everyone searches weight decay."""
     if cell.strategy == "scratch":
         return ["scratch_lr", "weight_decay"]
-    extra = {"partial": ["unfreeze_depth"], "l2sp": ["l2sp_alpha"], "discriminative": ["lr_decay"]}
-    return ["lr_ratio", "weight_decay", *extra.get(cell.strategy, []), *(["dann_weight"] if cell.dann else [])]
+    own = [k.name for k in STRATEGIES[cell.strategy].knobs]
+    return ["lr_ratio", "weight_decay", *own, *(["dann_weight"] if cell.dann else [])]
 
 
 def suggest(spec: StudySpec, cell: Cell, trial: optuna.trial.BaseTrial) -> dict[str, Any]:
+    """One config from the cell's search space; a knob's type (registry) decides the distribution."""
+    kinds = {**{k: v.kind for k, v in TRAINING_KNOBS.items()}, **{k: v.kind for k, v in all_knobs().items()}}
     params: dict[str, Any] = {}
     for name in relevant_params(cell):
         d = spec.search.space.get(name)
@@ -49,17 +55,23 @@ def suggest(spec: StudySpec, cell: Cell, trial: optuna.trial.BaseTrial) -> dict[
             continue
         if d.choices is not None:
             params[name] = trial.suggest_categorical(name, d.choices)
-        elif d.int_ or name == "unfreeze_depth":
+        elif d.int_ or kinds[name] == "int":
             params[name] = trial.suggest_int(name, int(d.low), int(d.high), log=d.log)  # type: ignore[arg-type]
         else:
             params[name] = trial.suggest_float(name, d.low, d.high, log=d.log)  # type: ignore[arg-type]
     return params
 
 
+def knob_values(spec: StudySpec, params: dict[str, Any]) -> dict[str, Any]:
+    """Every searchable knob's value in effect: registry defaults, the spec's own defaults, then the trial's."""
+    return {**{k: v.default for k, v in TRAINING_KNOBS.items()}, **{k: v.default for k, v in all_knobs().items()},
+            "scratch_lr": spec.source.lr, "weight_decay": spec.source.weight_decay, **params}
+
+
 def candidate(spec: StudySpec, cell: Cell, params: dict[str, Any]) -> Candidate:
-    p = {**DEFAULTS, "scratch_lr": spec.source.lr, "weight_decay": spec.source.weight_decay, **params}
+    p = knob_values(spec, params)
     lr = p["scratch_lr"] if cell.strategy == "scratch" else spec.source.lr * p["lr_ratio"]
-    knobs = StrategySpec(unfreeze_depth=int(p["unfreeze_depth"]), l2sp_alpha=p["l2sp_alpha"], lr_decay=p["lr_decay"])
+    knobs = {k.name: p[k.name] for k in STRATEGIES[cell.strategy].knobs}
     return Candidate(cell.strategy, lr, p["weight_decay"], knobs, p["dann_weight"] if cell.dann else 0.0,
                      tag=tuple(sorted(params.items())))
 
@@ -105,8 +117,7 @@ def run_cell(spec: StudySpec, study_dir: Path, cell_id: str, store: Store,
     if out.exists():
         report({"trials_done": spec.search.trials_per_cell, "cell_finished": True, "skipped": True})
         return out
-    cfg = transfer_config(spec, cell)
-    ctx: Context = prepare(cfg, store, with_source=cell.strategy != "scratch")
+    ctx: Context = prepare(cell.setup, store, with_source=STRATEGIES[cell.strategy].uses_source)
     study = open_search(spec, study_dir, cell)
     budget = spec.search.trials_per_cell
     kept: dict[int, dict[int, list[MemberResult]]] = {}
@@ -134,14 +145,14 @@ def run_cell(spec: StudySpec, study_dir: Path, cell_id: str, store: Store,
         rows.extend(evaluate_fits(ctx, fold, cell.fraction, fits[fold.index]))
     frame = pd.DataFrame(rows)
     metric = ctx.metric
-    p = {**DEFAULTS, **best.params}
+    p = knob_values(spec, best.params)
     frame = frame.assign(
         pair=cell.pair.pair_id, source=",".join(cell.pair.source), target=cell.pair.target, chain=cell.chain_id,
         dann_weight=1.0 if cell.dann else 0.0, dann_weight_chosen=float(p["dann_weight"]) if cell.dann else 0.0,
         metric=metric,
         val_score=frame["val_loss"], test_score=frame[f"test_{metric}"], cell_id=cell.cell_id,
         trial_number=best.number, lr_ratio=float(p["lr_ratio"]) if cell.strategy != "scratch" else float("nan"),
-        unfreeze_depth=int(p["unfreeze_depth"]), trials=budget, seconds=time.perf_counter() - t0,
+        **{k: p[k] for k in all_knobs()}, trials=budget, seconds=time.perf_counter() - t0,
         study=spec.name, xfer_version=_version(), torch_version=torch.__version__,
         python_version=platform.python_version(),
     )

@@ -11,14 +11,18 @@ Two phases, each one Tuner over a grid of trials:
 The study directory is the state: a cell is done when ``cells/<id>.parquet`` exists, so
 ``resume`` runs exactly the missing cells, and Optuna's journal continues a cell's search.
 Ray's reporting API has moved between versions; everything goes through :func:`_report`.
+
+Tracking (W&B) and the HTML report sit above this layer: the caller hands them in as
+:class:`StudyHooks` (the CLI passes :func:`xfer.hooks.default_hooks`); without hooks a study
+runs with tracking off and writes no report.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +31,25 @@ from rich.console import Console
 
 from xfer.data.store import Store
 from xfer.study import results as R
-from xfer.study.spec import Cell, StudySpec, cells, load, transfer_config
+from xfer.study.spec import Cell, StudySpec, cells, load
+
+CellTracker = Callable[[Path, StudySpec, Cell, str], Any]
+"""(study_dir, spec, cell, mode) -> a tracker with ``log(metrics, step)`` and ``finish(summary)``, or None.
+Runs inside Ray workers: it must be a picklable, importable function."""
+
+
+@dataclass(frozen=True)
+class StudyHooks:
+    """What a caller plugs into a study run; every hook is optional."""
+
+    resolve_mode: Callable[[str | None], str] | None = None
+    """Requested tracking mode (None = auto) -> the mode to use; None = tracking disabled."""
+    cell_tracker: CellTracker | None = None
+    summary: Callable[[Path, StudySpec, str], Any] | None = None
+    """After the tables are written: log the study summary (study_dir, spec, mode)."""
+    shutdown: Callable[[], None] | None = None
+    report: Callable[[Path], Any] | None = None
+    """Write the report of a study directory."""
 
 SPEC_FILE = "spec.json"
 
@@ -52,42 +74,38 @@ def _load_spec(study_dir: Path) -> StudySpec:
     return StudySpec.model_validate_json((study_dir / SPEC_FILE).read_text())
 
 
+def _cell(config: dict[str, Any]) -> tuple[Path, StudySpec, Cell]:
+    study_dir = Path(config["study_dir"])
+    spec = _load_spec(study_dir)
+    return study_dir, spec, {c.cell_id: c for c in cells(spec)}[config["cell_id"]]
+
+
 def sources_trainable(config: dict[str, Any]) -> None:
     """Phase 1 trial: pre-train (or load) the source and chain stages of one cell group."""
     import torch
 
-    from xfer.transfer.run import prepare
+    from xfer.experiment.prepare import prepare
 
     torch.set_num_threads(max(1, int(config["cpus"])))
-    spec = _load_spec(Path(config["study_dir"]))
-    cell = {c.cell_id: c for c in cells(spec)}[config["cell_id"]]
+    _, _, cell = _cell(config)
     t = time.perf_counter()
-    prepare(transfer_config(spec, cell), Store(config["store_root"]))
+    prepare(cell.setup, Store(config["store_root"]))
     _report({"seconds": time.perf_counter() - t, "sources_ready": True})
 
 
-def cell_trainable(config: dict[str, Any]) -> None:
-    """Phase 2 trial: one cell, tracked as one W&B run."""
+def cell_trainable(config: dict[str, Any], cell_tracker: CellTracker | None = None) -> None:
+    """Phase 2 trial: one cell, tracked by the hook's tracker (one W&B run) when there is one."""
     import torch
 
     from xfer.study.cell import run_cell
-    from xfer.tracking.wandb_log import CellRun
 
     torch.manual_seed(0)  # reused actors keep module state: every trial starts from the same seed
     torch.set_num_threads(max(1, int(config["cpus"])))
-    study_dir = Path(config["study_dir"])
-    spec = _load_spec(study_dir)
-    cell = {c.cell_id: c for c in cells(spec)}[config["cell_id"]]
+    study_dir, spec, cell = _cell(config)
     tracker = None
-    if config["wandb_mode"] != "disabled" and not (study_dir / "cells" / f"{cell.cell_id}.parquet").exists():
-        tracker = CellRun(
-            study_dir, project=spec.tracking.project, entity=spec.tracking.entity, mode=config["wandb_mode"],
-            group=spec.name, name=cell.cell_id, job_type="cell",
-            config={"cell_id": cell.cell_id, "pair": cell.pair.pair_id, "chain": cell.chain_id,
-                    "dann": cell.dann, "strategy": cell.strategy, "fraction": cell.fraction,
-                    "transfer": json.loads(transfer_config(spec, cell).model_dump_json()),
-                    "search": json.loads(spec.search.model_dump_json())},
-        )
+    done = (study_dir / "cells" / f"{cell.cell_id}.parquet").exists()
+    if cell_tracker is not None and config["wandb_mode"] != "disabled" and not done:
+        tracker = cell_tracker(study_dir, spec, cell, config["wandb_mode"])
     run_cell(spec, study_dir, cell.cell_id, Store(config["store_root"]), report=_report, tracker=tracker)
 
 
@@ -127,91 +145,105 @@ def _tune(trainable: Any, cell_ids: list[str], study_dir: Path, store_root: Path
     return tuner.fit()
 
 
+def _open(spec_path: str | Path | None, study_dir: Path | None, st: Store, smoke: bool) -> tuple[Path, StudySpec]:
+    """The study directory and its spec: a new study writes spec.json; a resume reads it."""
+    if spec_path is None:
+        if study_dir is None or not (Path(study_dir) / SPEC_FILE).is_file():
+            raise FileNotFoundError(f"{study_dir}: not a study directory (no {SPEC_FILE})")
+        sd = Path(study_dir).expanduser().resolve()
+        return sd, _load_spec(sd)
+    spec = load(spec_path, st)
+    if smoke:
+        spec = spec.smoke()
+    sd = Path(study_dir or spec.storage or default_dir(spec, st)).expanduser().resolve()
+    if (sd / SPEC_FILE).exists():
+        old = _load_spec(sd)
+        if old != spec:
+            raise FileExistsError(
+                f"{sd} holds a different study ({old.name}); use `xfer study resume {sd}` or another --out")
+    sd.mkdir(parents=True, exist_ok=True)
+    if not (sd / "study.yaml").exists():
+        shutil.copyfile(spec_path, sd / "study.yaml")
+    tmp = sd / f".{SPEC_FILE}.tmp"
+    tmp.write_text(spec.model_dump_json(indent=2))
+    tmp.replace(sd / SPEC_FILE)
+    return sd, spec
+
+
+def _environment(sd: Path, st: Store, mode: str) -> dict[str, str]:
+    """Process environment for this study (workers inherit the returned subset)."""
+    os.environ["WANDB_MODE"] = mode
+    os.environ.setdefault("WANDB_SILENT", "true")
+    os.environ["XFER_HOME"] = str(st.root)
+    # wandb stages table artifacts and its debug log outside the run dir; keep them in the study
+    os.environ["WANDB_DATA_DIR"] = str(sd / "wandb" / "data")
+    os.environ["WANDB_CACHE_DIR"] = str(sd / "wandb" / "cache")
+    return {k: os.environ[k] for k in ("WANDB_MODE", "WANDB_SILENT", "XFER_HOME", "WANDB_API_KEY",
+                                       "WANDB_DATA_DIR", "WANDB_CACHE_DIR") if k in os.environ}
+
+
+def _run_phases(sd: Path, st: Store, spec: StudySpec, all_cells: list[Cell], pending: list[Cell], mode: str,
+                env: dict[str, str], address: str | None, hooks: StudyHooks, console: Console) -> None:
+    import ray
+    from ray import tune
+
+    from xfer.study.progress import StudyProgress
+
+    started = False
+    if not ray.is_initialized():
+        kw: dict[str, Any] = {"runtime_env": {"env_vars": env}, "log_to_driver": False}
+        if address:
+            ray.init(address=address, **kw)
+        else:
+            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, **kw)
+        started = True
+    try:
+        groups = _source_groups(pending)
+        if groups:
+            console.print(f"phase 1: pre-training {len(groups)} source/chain group(s)", highlight=False)
+            _tune(sources_trainable, groups, sd, st.root, spec, "sources", mode, [])
+        console.print(f"phase 2: {len(pending)} cell(s), {spec.search.trials_per_cell} trial(s) each", highlight=False)
+        trainable = tune.with_parameters(cell_trainable, cell_tracker=hooks.cell_tracker)
+        _tune(trainable, [c.cell_id for c in pending], sd, st.root, spec, "cells", mode,
+              [StudyProgress(len(all_cells), len(all_cells) - len(pending))])
+    finally:
+        if started:
+            ray.shutdown()
+
+
 def run_study(spec_path: str | Path | None = None, *, study_dir: Path | None = None, store: Store | None = None,
               address: str | None = None, smoke: bool = False, console: Console | None = None,
-              report: bool = True) -> StudyRun:
+              report: bool = True, hooks: StudyHooks | None = None) -> StudyRun:
     """Run (or resume, with ``study_dir`` of an existing study and no ``spec_path``) a study."""
     # Quiet Ray: the legacy reporter honours verbose=0 (the new one still prints a banner).
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     import logging
 
-    import ray
-
     logging.getLogger("ray.tune").setLevel(logging.WARNING)
     logging.getLogger("ray.train").setLevel(logging.WARNING)
-
-    from xfer.study.progress import StudyProgress
-    from xfer.tracking.wandb_log import log_study_summary, resolve_mode
-    from xfer.tracking.wandb_log import shutdown as shutdown_wandb
-
+    hooks = hooks or StudyHooks()
     console = console or Console(stderr=True)
     st = store or Store()
     t0 = time.perf_counter()
-    if spec_path is not None:
-        spec = load(spec_path, st)
-        if smoke:
-            spec = spec.smoke()
-        sd = Path(study_dir or spec.storage or default_dir(spec, st)).expanduser().resolve()
-        if (sd / SPEC_FILE).exists():
-            old = _load_spec(sd)
-            if old != spec:
-                raise FileExistsError(
-                    f"{sd} holds a different study ({old.name}); use `xfer study resume {sd}` or another --out")
-        sd.mkdir(parents=True, exist_ok=True)
-        if not (sd / "study.yaml").exists():
-            shutil.copyfile(spec_path, sd / "study.yaml")
-        tmp = sd / f".{SPEC_FILE}.tmp"
-        tmp.write_text(spec.model_dump_json(indent=2))
-        tmp.replace(sd / SPEC_FILE)
-    else:
-        if study_dir is None or not (Path(study_dir) / SPEC_FILE).is_file():
-            raise FileNotFoundError(f"{study_dir}: not a study directory (no {SPEC_FILE})")
-        sd = Path(study_dir).expanduser().resolve()
-        spec = _load_spec(sd)
+    sd, spec = _open(spec_path, study_dir, st, smoke)
     all_cells = cells(spec)
     pending = [c for c in all_cells if not (sd / "cells" / f"{c.cell_id}.parquet").exists()]
     console.print(f"study {spec.name}: {len(all_cells)} cells, {len(all_cells) - len(pending)} done, "
                   f"{len(pending)} to run -> {sd}", highlight=False)
-    mode = resolve_mode(None if spec.tracking.mode == "auto" else spec.tracking.mode)
-    os.environ["WANDB_MODE"] = mode if mode != "disabled" else "disabled"
-    os.environ.setdefault("WANDB_SILENT", "true")
-    os.environ["XFER_HOME"] = str(st.root)
-    # wandb stages table artifacts and its debug log outside the run dir; keep them in the study
-    os.environ["WANDB_DATA_DIR"] = str(sd / "wandb" / "data")
-    os.environ["WANDB_CACHE_DIR"] = str(sd / "wandb" / "cache")
-    started_ray = False
+    requested = None if spec.tracking.mode == "auto" else spec.tracking.mode
+    mode = hooks.resolve_mode(requested) if hooks.resolve_mode else "disabled"
+    env = _environment(sd, st, mode)
     if pending:
-        if not ray.is_initialized():
-            env = {k: os.environ[k] for k in ("WANDB_MODE", "WANDB_SILENT", "XFER_HOME", "WANDB_API_KEY",
-                                              "WANDB_DATA_DIR", "WANDB_CACHE_DIR") if k in os.environ}
-            kw: dict[str, Any] = {"runtime_env": {"env_vars": env}, "log_to_driver": False}
-            if address:
-                ray.init(address=address, **kw)
-            else:
-                ray.init(num_cpus=os.cpu_count(), include_dashboard=False, **kw)
-            started_ray = True
-        try:
-            groups = _source_groups(pending)
-            if groups:
-                console.print(f"phase 1: pre-training {len(groups)} source/chain group(s)", highlight=False)
-                _tune(sources_trainable, groups, sd, st.root, spec, "sources", mode, [])
-            console.print(f"phase 2: {len(pending)} cell(s), {spec.search.trials_per_cell} trial(s) each", highlight=False)
-            _tune(cell_trainable, [c.cell_id for c in pending], sd, st.root, spec, "cells", mode,
-                  [StudyProgress(len(all_cells), len(all_cells) - len(pending))])
-        finally:
-            if started_ray:
-                ray.shutdown()
+        _run_phases(sd, st, spec, all_cells, pending, mode, env, address, hooks, console)
     missing = [c.cell_id for c in all_cells if not (sd / "cells" / f"{c.cell_id}.parquet").exists()]
     tables = R.write_tables(sd)
-    if mode != "disabled":
-        log_study_summary(sd, project=spec.tracking.project, entity=spec.tracking.entity, mode=mode,
-                          group=spec.name, name=f"{spec.name}-summary")
-        shutdown_wandb()
-    if report:
-        from xfer.report.html import write_report
-
-        write_report(sd)
+    if mode != "disabled" and hooks.summary is not None:
+        hooks.summary(sd, spec, mode)
+        if hooks.shutdown is not None:
+            hooks.shutdown()
+    if report and hooks.report is not None:
+        hooks.report(sd)
     if missing:
         raise RuntimeError(f"{len(missing)} cell(s) did not finish (e.g. {missing[0]}); "
                            f"run `xfer study resume {sd}` to finish them")

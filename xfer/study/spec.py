@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,19 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from xfer.data.splits import SplitSpec
 from xfer.data.store import Store
 from xfer.errors import XferInputError
+from xfer.experiment.config import TransferConfig, check_fractions, check_strategies, searchable
 from xfer.models.backbones import BACKBONES, BackboneSpec
-from xfer.transfer.run import TrainSettings, TransferConfig
-from xfer.transfer.strategies import STRATEGIES, StrategySpec
+from xfer.train.types import TrainConfig
 
-SEARCHABLE = {
-    "lr_ratio": "fine-tune LR / source LR (transfer strategies)",
-    "scratch_lr": "learning rate of the scratch baseline",
-    "weight_decay": "AdamW weight decay",
-    "unfreeze_depth": "partial: feature groups fine-tuned",
-    "l2sp_alpha": "l2sp: pull toward the source weights",
-    "lr_decay": "discriminative: LR factor per group down",
-    "dann_weight": "domain-adversarial loss weight (cells with dann on)",
-}
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,80}$")
 
 
@@ -94,20 +85,14 @@ class Grid(_Strict):
     def _strategies(cls, v: list[str]) -> list[str]:
         if not v:
             raise ValueError("strategies must list at least one strategy. Got [] instead.")
-        bad = [s for s in v if s not in STRATEGIES]
-        if bad:
-            raise ValueError(f"strategies must be among {sorted(STRATEGIES)}. Got unknown {bad} instead.")
-        return v if "scratch" in v else ["scratch", *v]
+        return list(check_strategies(tuple(v)))
 
     @field_validator("fractions")
     @classmethod
     def _fractions(cls, v: list[float]) -> list[float]:
         if not v:
             raise ValueError("fractions must list at least one fraction. Got [] instead.")
-        bad = [f for f in v if not 0.0 < f <= 1.0]
-        if bad:
-            raise ValueError(f"fractions must be in (0, 1]. Got {bad} instead.")
-        return sorted(set(v))
+        return list(check_fractions(tuple(v)))
 
     @field_validator("backbone")
     @classmethod
@@ -157,10 +142,14 @@ class Search(_Strict):
     @field_validator("space")
     @classmethod
     def _known(cls, v: dict[str, Dist]) -> dict[str, Dist]:
-        bad = [k for k in v if k not in SEARCHABLE]
+        known = searchable()
+        bad = [k for k in v if k not in known]
         if bad:
             hint = " (dropout is an architecture knob: set grid.backbone.dropout)" if "dropout" in bad else ""
-            raise ValueError(f"search.space keys must be among {sorted(SEARCHABLE)}. Got unknown {bad} instead.{hint}")
+            raise ValueError(f"search.space keys must be among {sorted(known)}. Got unknown {bad} instead.{hint}")
+        for k, d in v.items():
+            for x in (d.choices or [d.low, d.high]):
+                known[k].check(x, "search.space")
         return v
 
 
@@ -184,7 +173,7 @@ class Evaluation(_Strict):
 class SourceSettings(_Strict):
     lr: float = Field(default=1e-3, gt=0.0)
     weight_decay: float = Field(default=1e-4, ge=0.0)
-    train: TrainSettings = TrainSettings(steps_per_epoch=50, max_epochs=30, patience=4)
+    train: TrainConfig = TrainConfig(steps_per_epoch=50, max_epochs=30, patience=4)
 
 
 class Resources(_Strict):
@@ -209,7 +198,7 @@ class StudySpec(_Strict):
     grid: Grid = Grid()
     search: Search = Search()
     evaluation: Evaluation = Evaluation()
-    train: TrainSettings = TrainSettings()
+    train: TrainConfig = TrainConfig()
     source: SourceSettings = SourceSettings()
     resources: Resources = Resources()
     tracking: Tracking = Tracking()
@@ -231,7 +220,7 @@ class StudySpec(_Strict):
 
     def smoke(self) -> StudySpec:
         """The same study on a tiny budget: every cell kind still runs, fast."""
-        tiny = TrainSettings(batch_size=64, steps_per_epoch=3, max_epochs=2, patience=1, eval_rows=512)
+        tiny = TrainConfig(batch_size=64, steps_per_epoch=3, max_epochs=2, patience=1, eval_rows=512)
         fr = self.grid.fractions
         return self.model_copy(update={
             "name": f"{self.name}-smoke",
@@ -248,13 +237,19 @@ class StudySpec(_Strict):
 
 @dataclass(frozen=True)
 class Cell:
-    """One grid cell: a pair, a chain (or direct), DANN on/off, a strategy and a fraction."""
+    """One grid cell: a pair, a chain (or direct), DANN on/off, a strategy and a fraction.
+
+    ``setup`` is the cell's experiment, resolved and validated once when the grid is built:
+    its strategy, fraction, chain and DANN weight are the cell's own (no placeholders); the
+    searched hyperparameters arrive as explicit candidates (:mod:`xfer.study.cell`).
+    """
 
     pair: Pair
     chain: tuple[str, ...]  # intermediates only; () = direct
     dann: bool
     strategy: str
     fraction: float
+    setup: TransferConfig = field(compare=False, repr=False)
 
     @property
     def chain_id(self) -> str:
@@ -271,9 +266,13 @@ def cells(spec: StudySpec) -> list[Cell]:
     """Every cell of the grid. Scratch does not depend on the source, so it has one cell per
     (pair, fraction) and serves as the baseline of every chain and DANN variant."""
     out = []
+
+    def cell(pair: Pair, chain: tuple[str, ...], dann: bool, strat: str, frac: float) -> Cell:
+        return Cell(pair, chain, dann, strat, frac, cell_setup(spec, pair, chain, dann, strat, frac))
+
     for pair in spec.pairs:
         for frac in spec.grid.fractions:
-            out.append(Cell(pair, (), False, "scratch", frac))
+            out.append(cell(pair, (), False, "scratch", frac))
         for path in [None, *pair.chains]:
             chain = tuple(path[1:-1]) if path else ()
             for dann in spec.grid.dann:
@@ -281,23 +280,22 @@ def cells(spec: StudySpec) -> list[Cell]:
                     if strat == "scratch":
                         continue
                     for frac in spec.grid.fractions:
-                        out.append(Cell(pair, chain, dann, strat, frac))
+                        out.append(cell(pair, chain, dann, strat, frac))
     return out
 
 
-def transfer_config(spec: StudySpec, cell: Cell) -> TransferConfig:
-    """The core experiment config of a cell (hyperparameters searched later are placeholders)."""
-    dann_w = 1.0 if cell.dann else 0.0
+def cell_setup(spec: StudySpec, pair: Pair, chain: tuple[str, ...], dann: bool, strategy: str,
+               fraction: float) -> TransferConfig:
+    """The experiment of one cell; the searched knobs come per candidate, not from here."""
     return TransferConfig(
-        source=tuple(cell.pair.source), target=cell.pair.target, strategies=("scratch",),
-        fractions=(cell.fraction,), seeds=spec.grid.seeds, target_type=spec.task.target_type,
-        horizon=spec.task.horizon, chain=cell.chain, source_lr=spec.source.lr,
-        weight_decay=spec.source.weight_decay, backbone=spec.grid.backbone, dann_weight=dann_w,
+        source=tuple(pair.source), target=pair.target, strategies=(strategy,),
+        fractions=(fraction,), seeds=spec.grid.seeds, target_type=spec.task.target_type,
+        horizon=spec.task.horizon, chain=chain, source_lr=spec.source.lr,
+        weight_decay=spec.source.weight_decay, backbone=spec.grid.backbone, dann_weight=1.0 if dann else 0.0,
         split=SplitSpec(n_folds=spec.evaluation.folds, test_share=spec.evaluation.test_share,
                         val_share=spec.evaluation.val_share),
         train=spec.train, source_train=spec.source.train, cost_bps=spec.evaluation.cost_bps,
         importance_repeats=spec.evaluation.importance_repeats, domain_probe=spec.evaluation.domain_probe,
-        strategy_knobs=StrategySpec(),
     )
 
 
@@ -352,12 +350,12 @@ def check_markets(spec: StudySpec, store: Store, path: str | Path) -> None:
     for i, pair in enumerate(spec.pairs):
         names = [(f"pairs[{i}].source", s) for s in pair.source] + [(f"pairs[{i}].target", pair.target)]
         names += [(f"pairs[{i}].chains[{j}]", m) for j, c in enumerate(pair.chains) for m in c[1:-1]]
-        for field, name in names:
+        for where, name in names:
             if name.startswith("@"):
                 if name[1:] not in tags:
-                    problems.append((field, f"a market group among {sorted('@' + t for t in tags)}", repr(name)))
+                    problems.append((where, f"a market group among {sorted('@' + t for t in tags)}", repr(name)))
             elif name not in ids:
-                problems.append((field, "a market in the catalog (see `xfer data list`)", repr(name)))
+                problems.append((where, "a market in the catalog (see `xfer data list`)", repr(name)))
         if pair.target.startswith("@"):
             problems.append((f"pairs[{i}].target", "one market id, not a group", repr(pair.target)))
         if pair.target in pair.source:

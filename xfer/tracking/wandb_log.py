@@ -39,7 +39,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from xfer.errors import XferInputError
-from xfer.study.contract import RULE_OF_THUMB
+from xfer.evaluate.contract import RULE_OF_THUMB
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -468,7 +468,7 @@ def verdict_matrix(verdicts: pd.DataFrame) -> pd.DataFrame:
 def sizing_table(sizing: pd.DataFrame) -> pd.DataFrame:
     """The sizing table with ``rule_of_thumb`` right beside ``required_fraction``.
 
-    Missing rules of thumb are filled from :data:`~xfer.study.contract.RULE_OF_THUMB` so the
+    Missing rules of thumb are filled from :data:`~xfer.evaluate.contract.RULE_OF_THUMB` so the
     measured fraction is always read against the article's claim.
     """
     s = sizing.copy()
@@ -652,3 +652,25 @@ def log_study_summary(
         raise
     _finish(run)
     return Path(run.dir).parent
+
+
+# ----------------------------------------------------------------------- study hooks
+
+
+def cell_tracker(study_dir: Path, spec: Any, cell: Any, mode: str) -> CellRun:
+    """The study runner's per-cell hook (runs in a Ray worker): one W&B run per cell, whose
+    config is the cell's resolved experiment and the study's search space."""
+    return CellRun(
+        study_dir, project=spec.tracking.project, entity=spec.tracking.entity, mode=mode,
+        group=spec.name, name=cell.cell_id, job_type="cell",
+        config={"cell_id": cell.cell_id, "pair": cell.pair.pair_id, "chain": cell.chain_id,
+                "dann": cell.dann, "strategy": cell.strategy, "fraction": cell.fraction,
+                "transfer": json.loads(cell.setup.model_dump_json()),
+                "search": json.loads(spec.search.model_dump_json())},
+    )
+
+
+def study_summary(study_dir: Path, spec: Any, mode: str) -> Path | None:
+    """The study runner's summary hook: one ``summary`` run in the study's group."""
+    return log_study_summary(study_dir, project=spec.tracking.project, entity=spec.tracking.entity, mode=mode,
+                             group=spec.name, name=f"{spec.name}-summary")

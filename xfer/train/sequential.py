@@ -9,30 +9,41 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Any
 
 import torch
 
 from xfer.models.backbones import Backbone
-from xfer.train.population import (
-    Data,
-    Member,
-    MemberResult,
-    Population,
-    TrainConfig,
-    _even_rows,
-    train_rows,
-)
-from xfer.transfer.strategies import param_groups
+from xfer.train.population import Population, even_rows, train_rows
+from xfer.train.types import Data, GroupPlan, Member, MemberResult, Rows, TrainConfig
 
 
-def train_one(backbone: Backbone, member: Member, data: Data, val: range | torch.Tensor,
+def param_groups(model: Any, plan: GroupPlan, base_lr: float, epoch: int = 0) -> list[dict[str, Any]]:
+    """Torch optimizer parameter groups for ``model`` under ``plan`` at ``epoch``.
+
+    Every parameter is in exactly one group; a group not yet trainable gets ``lr = 0`` (its
+    moments still track gradients, exactly as the population trainer does), so the list can
+    be rebuilt each epoch with the same optimizer state.
+    """
+    index = model.param_group_index()
+    named = dict(model.named_parameters())
+    trainable = plan.trainable_at(epoch)
+    groups = []
+    for g in range(len(plan.lr_mult)):
+        ps = [named[n] for n, gi in index.items() if gi == g]
+        lr = base_lr * plan.lr_mult[g] if trainable[g] else 0.0
+        groups.append({"params": ps, "lr": lr, "group": g})
+    return groups
+
+
+def train_one(backbone: Backbone, member: Member, data: Data, val: Rows,
               config: TrainConfig | None = None) -> MemberResult:
-    """Fit one member with a standard optimizer; DANN is population-only."""
-    if member.dann_weight > 0:
-        raise ValueError("train_one does not do DANN; use Population")
+    """Fit one member with a standard optimizer; auxiliary losses (DANN) are population-only."""
+    if member.aux_weight > 0:
+        raise ValueError("train_one does not do auxiliary losses (DANN); use Population")
     cfg = config or TrainConfig()
     # Same initial weights as the population would give this member.
-    init = Population(backbone, cfg)._init_params(member)
+    init = Population(backbone, cfg).init_params(member)
     model = copy.deepcopy(backbone)
     model.load_state_dict({k[len("backbone."):]: v for k, v in init.items() if k.startswith("backbone.")})
     anchor = {k: v.detach().clone() for k, v in model.named_parameters()}
@@ -41,7 +52,7 @@ def train_one(backbone: Backbone, member: Member, data: Data, val: range | torch
                             weight_decay=member.weight_decay, eps=1e-8)
     gen = torch.Generator().manual_seed(member.seed)
     pool = train_rows(member.train, backbone.window)
-    vrows = _even_rows(val, cfg.eval_rows)
+    vrows = even_rows(val, cfg.eval_rows)
     xv, yv = data.gather(vrows, backbone.window), data.y[vrows]
     last_unfreeze = max((e for e in member.plan.unfreeze_epoch if math.isfinite(e)), default=0.0)
     best = {k: v.detach().clone() for k, v in model.state_dict().items()}

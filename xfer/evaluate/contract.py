@@ -1,4 +1,7 @@
-"""The study directory: a contract other tools read (pandas, polars or DuckDB; no xfer needed).
+"""The result tables: a contract other tools read (pandas, polars or DuckDB; no xfer needed).
+
+The tables are computed once, by :mod:`xfer.evaluate.tables`, for ``xfer transfer`` and studies
+alike; a study directory holds them as Parquet files:
 
     <study_dir>/
       study.yaml            the spec as submitted (resume reads it)

@@ -1,0 +1,295 @@
+"""Prepare an experiment: features, folds, the source model (cached per seed), chain stages.
+
+The rules that keep its numbers honest:
+
+1. The model sees the feature columns every market involved has; market-structure columns
+   absent anywhere are masked, not faked.
+2. The target is split walk-forward (:mod:`xfer.data.splits`). Every other market is cut
+   one embargo before the target's held-out test period starts, so no source or
+   intermediate model has seen bars from the target's test dates.
+3. Each domain is standardised on its own training window (features and label).
+4. The source model is pre-trained once per seed and cached on disk, keyed by everything
+   that determines it; chain stages fine-tune it on each intermediate market in turn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from xfer.data.features import FeatureMatrix, build_features
+from xfer.data.normalize import Standardizer
+from xfer.data.splits import Fold, make_folds
+from xfer.data.store import Store
+from xfer.evaluate.metrics import PRIMARY
+from xfer.models.backbones import Backbone, build_backbone
+from xfer.train.population import Population
+from xfer.train.types import AuxTask, Data, Member, MemberResult, Params
+from xfer.transfer.dann import dann_task
+from xfer.transfer.strategies import plan_for
+
+from .config import TransferConfig
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Domain:
+    """Standardised rows of one or more pooled markets, cut before a date."""
+
+    data: Data
+    train: torch.Tensor
+    val: torch.Tensor
+    markets: list[str]
+    dates: np.ndarray
+    """Date of each row of ``data``."""
+
+
+def make_domain(mats: dict[str, FeatureMatrix], cols: list[str], cutoff: pd.Timestamp, embargo: int,
+                val_share: float, window: int, device: torch.device | None = None) -> Domain:
+    """Pool markets: each cut before ``cutoff``, split train/val in time, standardised alone."""
+    xs, ys, train, val, dates = [], [], [], [], []
+    offset = 0
+    for mid, fm in mats.items():
+        d = fm.data[fm.data["date"] < cutoff]
+        n = len(d)
+        n_val = max(1, int(n * val_share))
+        tr_stop = n - n_val - embargo
+        if tr_stop < 50 + window:
+            raise ValueError(f"Market {mid!r} has only {n} rows before {cutoff.date()}; too few to train on")
+        x = d[cols].to_numpy(np.float64)
+        y = d["target"].to_numpy(np.float64)
+        sx, sy = Standardizer.fit(x[:tr_stop]), Standardizer.fit(y[:tr_stop])
+        dates.append(d["date"].to_numpy())
+        xs.append(torch.from_numpy(sx.transform(x)))
+        ys.append(torch.from_numpy(sy.transform(y)))
+        first = window - 1  # a window must fit inside this market's own rows
+        train.append(torch.arange(offset + first, offset + tr_stop))
+        val.append(torch.arange(offset + max(first, n - n_val), offset + n))
+        offset += n
+    data = Data(torch.cat(xs), torch.cat(ys))
+    return Domain(data.to(device) if device is not None else data, torch.cat(train), torch.cat(val),
+                  list(mats), np.concatenate(dates))
+
+
+def fingerprint(store: Store, mid: str) -> str:
+    return hashlib.sha256(store.path(mid).read_bytes()).hexdigest()[:16]
+
+
+def _key(obj: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:24]
+
+
+@dataclass
+class Cached:
+    params: Params
+    val_loss: float
+    epochs: int | None
+    """None when loaded from the cache."""
+
+
+def cached_weights(cache: Path, key: dict[str, Any], seeds: list[int], device: torch.device,
+                   train: Callable[[list[int]], list[MemberResult]]) -> dict[int, Cached]:
+    """Weights per seed from ``cache`` (file = hash of ``key`` + seed); ``train`` fits the missing seeds.
+
+    Writes are atomic (temporary file, then rename), so a killed run never leaves half a file.
+    """
+    paths = {s: cache / f"{_key({**key, 'seed': s})}.pt" for s in seeds}
+    out: dict[int, Cached] = {}
+    for s, path in paths.items():
+        if path.is_file():
+            blob = torch.load(path, weights_only=True)
+            out[s] = Cached({k: v.to(device) for k, v in blob["params"].items()}, float(blob["val_loss"]), None)
+    todo = [s for s in seeds if s not in out]
+    if todo:
+        cache.mkdir(parents=True, exist_ok=True)
+        for s, r in zip(todo, train(todo), strict=True):
+            out[s] = Cached(r.params, r.best_val, r.epochs)
+            tmp = paths[s].with_suffix(f".{os.getpid()}.tmp")
+            torch.save({"params": {k: v.cpu() for k, v in r.params.items()}, "val_loss": r.best_val, "key": key}, tmp)
+            tmp.replace(paths[s])
+    return out
+
+
+@dataclass
+class Context:
+    """A prepared experiment: target data and folds, source (and chain) weights per seed."""
+
+    cfg: TransferConfig
+    target: str
+    sources: list[str]
+    chain: list[str]
+    cols: list[str]
+    masked: dict[str, str]
+    folds: list[Fold]
+    tgt: FeatureMatrix
+    src: Domain
+    backbone: Backbone
+    weights: dict[int, Params]
+    """Weights each target fit starts from, per seed (the source's, or the last chain stage's)."""
+    stages: list[dict[str, Any]]
+    source_info: dict[str, Any]
+    timings: dict[str, float]
+    _fold_data: dict[tuple[int, float], tuple[Data, Standardizer, Fold]] = field(default_factory=dict)
+
+    @property
+    def metric(self) -> str:
+        return PRIMARY[self.cfg.target_type]
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.backbone.group_names())
+
+    def fold_data(self, fold: Fold, fraction: float) -> tuple[Data, Standardizer, Fold]:
+        """Target rows standardised on this fold's fraction of training rows (cached)."""
+        key = (fold.index, fraction)
+        if key not in self._fold_data:
+            ff = fold.with_fraction(fraction)
+            x = self.tgt.data[self.cols].to_numpy(np.float64)
+            y = self.tgt.data["target"].to_numpy(np.float64)
+            tr = slice(ff.train.start, ff.train.stop)
+            sx, sy = Standardizer.fit(x[tr]), Standardizer.fit(y[tr])
+            data = Data(torch.from_numpy(sx.transform(x)), torch.from_numpy(sy.transform(y))).to(self.cfg.torch_device)
+            self._fold_data = {k: v for k, v in self._fold_data.items() if k[0] == fold.index}
+            self._fold_data[key] = (data, sy, ff)
+        return self._fold_data[key]
+
+
+@dataclass
+class _Markets:
+    """Feature matrices of every market involved and the columns they share."""
+
+    sources: list[str]
+    stages: list[list[str]]
+    target: str
+    mats: dict[str, FeatureMatrix]
+    cols: list[str]
+    masked: dict[str, str]
+
+
+def _markets(cfg: TransferConfig, st: Store) -> _Markets:
+    sources = st.resolve(cfg.source)
+    stages = [st.resolve([c]) for c in cfg.chain]  # each stage: one market or a pooled @group
+    chain = [m for ids in stages for m in ids]
+    target = st.resolve([cfg.target])[0]
+    if target in sources or target in chain:
+        raise ValueError(f"The target {target!r} cannot also be a source or an intermediate")
+    mats = {m: build_features(st.load(m).frame, cfg.target_type, cfg.h) for m in dict.fromkeys([*sources, *chain, target])}
+    cols = [c for c in mats[target].feature_names if all(c in mats[m].feature_names for m in mats)]
+    masked = {c: why for m in mats.values() for c, why in m.masked.items()}
+    masked.update({c: "absent in another market of the pair" for m in mats.values()
+                   for c in m.feature_names if c not in cols})
+    return _Markets(sources, stages, target, mats, cols, masked)
+
+
+def prepare(cfg: TransferConfig, store: Store | None = None, cache_dir: Path | None = None,
+            progress: Progress | None = None, with_source: bool = True) -> Context:
+    """Features, folds, source pre-training (cached per seed) and chain stages.
+
+    ``with_source=False`` skips pre-training and chains (a scratch-only cell needs neither).
+    """
+    say = progress or (lambda _m: None)
+    st = store or Store()
+    cache = Path(cache_dir) if cache_dir else st.root / "cache" / "source"
+    t0 = time.perf_counter()
+    mk = _markets(cfg, st)
+    split = cfg.split.model_copy(update={"horizon": cfg.h, "embargo": max(cfg.h, cfg.split.embargo)})
+    tgt = mk.mats[mk.target]
+    folds = make_folds(len(tgt.data), split)
+    cutoff = pd.Timestamp(tgt.data["date"].iloc[folds[0].test.start - split.embargo])
+    bb = build_backbone(len(mk.cols), cfg.backbone)
+    timings = {"features_s": time.perf_counter() - t0}
+    say(f"{len(mk.cols)} shared features, {len(mk.masked)} masked; target folds {len(folds)}; "
+        f"other markets cut before {cutoff.date()}")
+    t1 = time.perf_counter()
+    src = make_domain({m: mk.mats[m] for m in mk.sources}, mk.cols, cutoff, split.embargo, cfg.source_val_share,
+                      bb.window, cfg.torch_device)
+    key_base, weights, source_val = _source(cfg, st, mk, src, folds, cutoff, split.embargo, bb, cache,
+                                            say, with_source)
+    timings["source_s"] = time.perf_counter() - t1
+    stages: list[dict[str, Any]] = []
+    for label, ids in zip(cfg.chain if with_source else (), mk.stages, strict=False):
+        weights = _stage(cfg, st, mk, label, ids, key_base, stages, weights, cutoff, split.embargo, bb, cache)
+        say(f"chain stage {label}: val loss {np.mean(stages[-1]['val_loss']):.4f}")
+    return Context(cfg, mk.target, mk.sources, [m for ids in mk.stages for m in ids], mk.cols, mk.masked, folds,
+                   tgt, src, bb, weights, stages,
+                   {"val_loss": [source_val[s] for s in sorted(source_val)], "rows": len(src.train),
+                    "cutoff": str(cutoff.date())}, timings)
+
+
+def _source(cfg: TransferConfig, st: Store, mk: _Markets, src: Domain, folds: list[Fold], cutoff: pd.Timestamp,
+            embargo: int, bb: Backbone, cache: Path, say: Progress,
+            with_source: bool) -> tuple[dict[str, Any], dict[int, Params], dict[int, float]]:
+    """Pre-train (or load) the source model per seed; DANN pre-training aligns it with the target."""
+    aux: AuxTask | None = None
+    dann_window = None
+    if cfg.dann_weight > 0:
+        # DANN pre-training sees unlabelled target inputs, but only the rows the smallest
+        # fraction would have (fold 0's most recent share): a "20% history" cell must not
+        # align its source model on the target's whole history.
+        tgt = mk.mats[mk.target]
+        ff = folds[0].with_fraction(min(cfg.fractions))
+        dates = tgt.data["date"]
+        dann_window = (dates.iloc[ff.train.start], dates.iloc[ff.train.stop - 1])
+        recent = FeatureMatrix(tgt.data[dates >= dann_window[0]], tgt.feature_names, tgt.masked, tgt.target, tgt.horizon)
+        dom = make_domain({mk.target: recent}, mk.cols, dann_window[1] + pd.Timedelta(days=1), embargo,
+                          cfg.source_val_share, bb.window, cfg.torch_device)
+        aux = dann_task(dom.data, dom.train, dom.val, main_is_target=False)
+    key_base = {
+        "format": 3,
+        "sources": {m: fingerprint(st, m) for m in mk.sources}, "cols": mk.cols, "target_type": cfg.target_type,
+        "h": cfg.h, "cutoff": str(cutoff.date()), "backbone": cfg.backbone.model_dump(),
+        "train": cfg.source_train.model_dump(), "lr": cfg.source_lr, "wd": cfg.weight_decay,
+        "val_share": cfg.source_val_share, "embargo": embargo,
+        "dann": {"w": cfg.dann_weight, "reverse": cfg.dann_reverse, "target": fingerprint(st, mk.target),
+                 "target_rows": [str(d.date()) for d in dann_window]} if dann_window else None,
+    }
+    if not with_source:
+        return key_base, {}, {}
+    n_groups = len(bb.group_names())
+
+    def train(todo: list[int]) -> list[MemberResult]:
+        say(f"pre-training source {','.join(mk.sources)} ({len(src.train)} rows) for seeds {todo}")
+        members = [Member(plan_for("scratch", n_groups), lr=cfg.source_lr, seed=10_000 + s, train=src.train,
+                          weight_decay=cfg.weight_decay, aux_weight=cfg.dann_weight,
+                          aux_coeff=1.0 if cfg.dann_reverse else 0.0) for s in todo]
+        return Population(bb, cfg.source_train).fit(members, src.data, src.val, aux=aux)
+
+    got = cached_weights(cache, key_base, list(range(cfg.seeds)), cfg.torch_device, train)
+    if all(c.epochs is None for c in got.values()):
+        say(f"source models for {cfg.seeds} seed(s) loaded from cache")
+    return key_base, {s: c.params for s, c in got.items()}, {s: c.val_loss for s, c in got.items()}
+
+
+def _stage(cfg: TransferConfig, st: Store, mk: _Markets, label: str, ids: list[str], key_base: dict[str, Any],
+           stages: list[dict[str, Any]], weights: dict[int, Params], cutoff: pd.Timestamp, embargo: int,
+           bb: Backbone, cache: Path) -> dict[int, Params]:
+    """Fine-tune the previous stage's weights on one intermediate market (or pooled group)."""
+    t = time.perf_counter()
+    stage_key = {**key_base, "chain_to": label, "stage_markets": {m: fingerprint(st, m) for m in ids},
+                 "after": [stg["key"] for stg in stages], "strategy": cfg.chain_strategy,
+                 "knobs": cfg.knobs, "ratio": cfg.lr_ratio, "stage_train": cfg.train.model_dump()}
+
+    def train(todo: list[int]) -> list[MemberResult]:
+        dom = make_domain({m: mk.mats[m] for m in ids}, mk.cols, cutoff, embargo, cfg.source_val_share,
+                          bb.window, cfg.torch_device)
+        plan = plan_for(cfg.chain_strategy, len(bb.group_names()), cfg.knobs)
+        members = [Member(plan, lr=cfg.source_lr * cfg.lr_ratio, seed=20_000 + s, train=dom.train,
+                          init=weights[s], weight_decay=cfg.weight_decay) for s in todo]
+        return Population(bb, cfg.train).fit(members, dom.data, dom.val)
+
+    got = cached_weights(cache, stage_key, list(range(cfg.seeds)), cfg.torch_device, train)
+    stages.append({"market": label, "markets": ids, "val_loss": [got[s].val_loss for s in sorted(got)],
+                   "epochs": [got[s].epochs for s in sorted(got) if got[s].epochs is not None],
+                   "seconds": time.perf_counter() - t, "key": _key(stage_key)[:16]})
+    return {s: c.params for s, c in got.items()}

@@ -1,0 +1,130 @@
+"""``xfer transfer``: one experiment, every strategy x fraction against scratch, in one call.
+
+On the target, for every fold and fraction, one population trains every strategy x seed x
+learning-rate candidate, scratch included with the same number of candidates. Each
+(strategy, seed) keeps the candidate with the best validation loss of that fold; the test
+block is read once, for that model only. The tables (verdicts, sizing) come from the one
+aggregation, :mod:`xfer.evaluate.tables`, exactly as a study's do.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from xfer.data.store import Store
+from xfer.evaluate import tables as T
+from xfer.evaluate.metrics import icir
+from xfer.evaluate.verdict import Verdict
+from xfer.train.types import MemberResult
+
+from .config import Candidate, TransferConfig
+from .evaluate import evaluate_fits
+from .fit import fit_candidates, select
+from .prepare import Progress, prepare
+
+CELL = ["strategy", "fraction"]
+
+
+@dataclass
+class TransferResult:
+    config: TransferConfig
+    metric: str
+    table: pd.DataFrame
+    """One row per (strategy, fraction): scores, paired CI and verdict."""
+    fits: pd.DataFrame
+    """One row per final fit (strategy, fraction, seed, fold) with every metric."""
+    sizing: pd.DataFrame
+    """Required fraction per strategy (when several fractions were run)."""
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    features: list[str] = field(default_factory=list)
+    masked: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def records(self) -> list[dict[str, Any]]:
+        """The JSON contract of ``xfer transfer --json``: one object per (strategy, fraction)."""
+        return [{k: jsonable(v) for k, v in r.items()} for r in self.table.to_dict("records")]
+
+
+def jsonable(v: Any) -> Any:
+    """A value JSON can hold: NaN and inf become null, numpy scalars plain numbers."""
+    if isinstance(v, (list, tuple)):
+        return [jsonable(x) for x in v]
+    if isinstance(v, (float, np.floating)):
+        return None if not math.isfinite(float(v)) else float(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
+
+
+def candidates(cfg: TransferConfig) -> list[Candidate]:
+    """The same budget for every strategy: ``lr_candidates`` multipliers of its base LR."""
+    return [Candidate(s, (cfg.source_lr if s == "scratch" else cfg.source_lr * cfg.lr_ratio) * m,
+                      cfg.weight_decay, cfg.knobs, cfg.dann_weight)
+            for s in dict.fromkeys(("scratch", *cfg.strategies)) for m in cfg.lr_candidates]
+
+
+def _keyed(rows: list[dict[str, Any]], cfg: TransferConfig, metric: str) -> pd.DataFrame:
+    """Per-fit rows with the key columns of the results contract."""
+    fits = pd.DataFrame(rows)
+    return fits.assign(pair=f"{','.join(cfg.source)}->{cfg.target}", source=",".join(cfg.source),
+                       target=cfg.target, chain=">".join(cfg.chain) if cfg.chain else "direct",
+                       dann_weight=cfg.dann_weight, metric=metric, val_score=fits["val_loss"],
+                       test_score=fits[f"test_{metric}"])
+
+
+def _table(fits: pd.DataFrame, cfg: TransferConfig, metric: str) -> pd.DataFrame:
+    v = T.verdicts(fits).drop(columns=["pair", "source", "target", "chain", "dann_weight"])
+    extra = T.cell_means(fits, CELL)
+    if metric == "ic":
+        per_fold = fits.groupby([*CELL, "fold"])["test_score"].mean().groupby(level=CELL)
+        extra = extra.merge(per_fold.apply(lambda s: icir(list(s))).rename("icir").reset_index(), on=CELL)
+    order = {s: i for i, s in enumerate(dict.fromkeys(("scratch", *cfg.strategies)))}
+    out = v.merge(extra, on=CELL, how="left")
+    return out.sort_values(["fraction", "strategy"], key=lambda s: s.map(order) if s.name == "strategy" else s
+                           ).reset_index(drop=True)
+
+
+def run_transfer(cfg: TransferConfig, store: Store | None = None, cache_dir: Path | None = None,
+                 progress: Progress | None = None) -> TransferResult:
+    """Run one transfer experiment; see the module docstring for the flow."""
+    say = progress or (lambda _m: None)
+    t0 = time.perf_counter()
+    ctx = prepare(cfg, store, cache_dir, progress)
+    t3 = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    for frac in cfg.fractions:
+        by_fold = fit_candidates(ctx, frac, candidates(cfg))
+        for fold in ctx.folds:
+            chosen = select(by_fold[fold.index])
+            rows.extend(evaluate_fits(ctx, fold, frac, chosen))
+            say(f"fold {fold.index} fraction {frac:g}: {len(by_fold[fold.index])} fits in one population "
+                f"({', '.join(_val_summary(chosen))} val)")
+    timings = {**ctx.timings, "target_s": time.perf_counter() - t3}
+    fits = _keyed(rows, cfg, ctx.metric)
+    table = _table(fits, cfg, ctx.metric)
+    sizing = T.sizing(fits) if len(cfg.fractions) > 1 else pd.DataFrame()
+    timings["total_s"] = time.perf_counter() - t0
+    stages = [{"market": ",".join(ctx.sources), "role": "source", **ctx.source_info}, *ctx.stages]
+    return TransferResult(cfg, ctx.metric, table, fits, sizing, stages, ctx.cols, ctx.masked, timings)
+
+
+def _val_summary(chosen: list[MemberResult]) -> list[str]:
+    by: dict[str, list[float]] = {}
+    for c in chosen:
+        by.setdefault(c.member.tag["strategy"], []).append(c.best_val)
+    return [f"{k}={np.mean(v):.3f}" for k, v in by.items()]
+
+
+def compare(a: TransferResult, b: TransferResult, strategy: str, fraction: float | None = None) -> Verdict:
+    """Paired verdict of ``b - a`` for one strategy (e.g. chain vs direct, DANN vs none)."""
+    return T.compare_fits(a.fits, b.fits, strategy, fraction)
+
+
+__all__ = ["TransferConfig", "TransferResult", "compare", "run_transfer"]
