@@ -1,10 +1,70 @@
-"""The core (data, models, transfer, train, evaluate) runs without Ray, Optuna or W&B."""
+"""The house is one-way: packages import only packages below them (ARCHITECTURE.md), and
+the core (data, models, train, transfer, evaluate, experiment) runs without Ray, Optuna or W&B."""
 
 from __future__ import annotations
 
+import ast
+import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
+
+import xfer
+
+ROOT = Path(xfer.__file__).parent
+
+LAYERS: dict[str, int] = {
+    "errors": 0, "io": 0,
+    "data": 1, "models": 2, "train": 3, "transfer": 4, "evaluate": 5, "experiment": 6, "study": 7,
+    "tracking": 8, "report": 8,
+    "hooks": 9, "cli": 10,
+}
+"""Rank of each top-level package or module of ``xfer``: a module may import its own package
+and packages of a strictly lower rank; packages of the same rank do not import each other."""
+
+
+def _package(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if parts[0] == "xfer" and len(parts) > 1 else None
+
+
+def violations(root: Path) -> list[str]:
+    """Every import (module level or inside a function) that points up or sideways."""
+    out = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root.parent).with_suffix("")
+        here = _package(".".join(rel.parts))
+        if here is None or here == "__init__":
+            continue
+        if here not in LAYERS:
+            out.append(f"{rel}: package {here!r} has no layer in LAYERS")
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else [])
+            for t in targets:
+                there = _package(t)
+                if there is None or there == here:
+                    continue
+                if LAYERS.get(there, 99) >= LAYERS[here]:
+                    out.append(f"{rel}:{node.lineno}: {here} (layer {LAYERS[here]}) imports {t} "
+                               f"(layer {LAYERS.get(there)})")
+    return out
+
+
+def test_imports_run_one_way() -> None:
+    assert violations(ROOT) == []
+
+
+def test_a_back_arrow_is_caught(tmp_path: Path) -> None:
+    copy = tmp_path / "xfer"
+    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns("*.parquet", "__pycache__"))
+    (copy / "train" / "bad.py").write_text("def f():\n    from xfer.study.spec import load\n    return load\n")
+    (copy / "tracking" / "sideways.py").write_text("import xfer.report.html\n")
+    found = violations(copy)
+    assert any("train/bad:2: train (layer 3) imports xfer.study.spec" in v for v in found), found
+    assert any("tracking/sideways:1: tracking (layer 8) imports xfer.report.html" in v for v in found), found
 
 
 def test_core_imports_without_ray_optuna_wandb() -> None:
@@ -20,6 +80,7 @@ def test_core_imports_without_ray_optuna_wandb() -> None:
         import xfer.data, xfer.models.backbones, xfer.transfer.strategies, xfer.transfer.dann
         import xfer.train.population, xfer.train.sequential, xfer.experiment.run
         import xfer.evaluate.metrics, xfer.evaluate.verdict, xfer.evaluate.importance, xfer.evaluate.domain
+        import xfer.evaluate.tables
         print("ok", sorted(m for m in sys.modules if m.split(".")[0] in {"ray", "optuna", "wandb"}))
         """
     )

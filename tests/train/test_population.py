@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from xfer.models.backbones import BackboneSpec, build_backbone
+from xfer.models.backbones import BACKBONES, BackboneSpec, build_backbone
 from xfer.train.population import Data, Member, Population, TrainConfig
 from xfer.train.sequential import train_one
-from xfer.transfer.strategies import plan_for
+from xfer.transfer.strategies import STRATEGIES, plan_for
 
-STRATS = ["scratch", "head_only", "partial", "full", "gradual", "discriminative", "l2sp"]
+STRATS = sorted(STRATEGIES)
 
 
-@pytest.mark.parametrize("backbone", ["mlp", "tcn"])
+@pytest.mark.parametrize("backbone", sorted(BACKBONES))
 def test_population_equals_sequential(backbone: str) -> None:
     torch.manual_seed(0)
     n, f = 1500, 8
