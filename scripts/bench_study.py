@@ -26,9 +26,10 @@ from pathlib import Path
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
-from xfer.transfer.run import Candidate, TransferConfig, fit_candidates, prepare
-
 from xfer.data.store import Store
+from xfer.experiment.config import Candidate, TransferConfig
+from xfer.experiment.fit import fit_candidates
+from xfer.experiment.prepare import prepare
 
 STRATEGIES = ("scratch", "head_only", "full")
 
@@ -50,7 +51,7 @@ def naive_trial(config: dict) -> None:
 
     from xfer.train.population import Member
     from xfer.train.sequential import train_one
-    from xfer.transfer.strategies import StrategySpec, plan_for
+    from xfer.transfer.strategies import plan_for
 
     cfg = _config(1)
     cand: Candidate = config["candidate"]
@@ -59,10 +60,10 @@ def naive_trial(config: dict) -> None:
                   with_source=cand.strategy != "scratch")
     fold = ctx.folds[0]
     data, _, ff = ctx.fold_data(fold, 0.2)
-    plan = plan_for(StrategySpec(name=cand.strategy), ctx.n_groups)
+    plan = plan_for(cand.strategy, ctx.n_groups)
     m = Member(plan, lr=cand.lr, seed=seed + 1, train=ff.train,
                init=ctx.weights.get(0) if plan.init == "source" else None, weight_decay=cand.weight_decay)
-    r = train_one(ctx.backbone, m, data, ff.val, cfg.train.to_config())
+    r = train_one(ctx.backbone, m, data, ff.val, cfg.train)
     tune.report({"val_loss": r.best_val})
 
 
