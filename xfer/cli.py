@@ -18,7 +18,7 @@ from rich.table import Table
 
 from xfer.errors import XferInputError
 from xfer.evaluate.contract import RULE_OF_THUMB
-from xfer.io import write_parquet
+from xfer.io import write_parquet, write_text
 from xfer.transfer.strategies import all_knobs
 
 _KNOB_HELP = "; ".join(f"{k.name} ({k.kind}, default {k.default}): {k.help}" for k in all_knobs().values())
@@ -368,9 +368,7 @@ def _write_transfer(res: Any, out_dir: Path) -> None:
     write_parquet(res.fits, out_dir / "fits.parquet")
     summary = {"config": json.loads(res.config.model_dump_json()), "table": res.records(),
                "features": res.features, "masked": res.masked, "stages": res.stages, "timings": res.timings}
-    tmp = out_dir / ".summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2, default=str))
-    tmp.replace(out_dir / "summary.json")
+    write_text(out_dir / "summary.json", json.dumps(summary, indent=2, default=str))
 
 
 # --------------------------------------------------------------------------- study

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -33,6 +32,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
 from xfer.errors import XferInputError
+from xfer.io import atomic_write
 
 ASSET_CLASSES = ("equity", "index", "commodity", "fx", "crypto", "etf", "volatility", "rates")
 LIQUIDITY_TIERS = ("high", "medium", "low", "unknown")
@@ -117,16 +117,7 @@ def write_market_file(frame: pd.DataFrame, info: MarketInfo, path: Path) -> None
     meta = dict(table.schema.metadata or {})
     meta[METADATA_KEY] = info.model_dump_json().encode()
     table = table.replace_schema_metadata(meta)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp, compression="zstd")
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a market file is ordinary shared data
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
 
 
 def info_for_frame(frame: pd.DataFrame, **fields: Any) -> MarketInfo:

@@ -52,3 +52,6 @@ DANN weight as text); ``delta`` is variant minus baseline, paired on seed and fo
 
 RULE_OF_THUMB = {"head_only": "10-20%", "partial": "30-50%", "full": "60-80%"}
 """The seed article's data-sizing rules, shown beside the measured required fractions."""
+
+STRATEGY_ORDER = ("scratch", "head_only", "partial", "full")
+"""Display order of the article's strategies in tables and reports (others follow, by name)."""

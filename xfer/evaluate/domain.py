@@ -1,7 +1,7 @@
 """How well can the two domains be told apart from a model's representation?
 
-A linear probe (logistic regression) is fitted on the embeddings of the source and target
-training rows and scored on their validation rows (later in time, never fitted on). 0.5 is chance: the representation is domain
+A small MLP probe is fitted on the embeddings of the source and target training rows and
+scored on their validation rows (later in time, never fitted on). 0.5 is chance: the representation is domain
 invariant, which is what domain-adversarial training aims for. The probe is trained fresh
 for every model, so it also measures models that never had a discriminator.
 """

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from xfer.data.normalize import Standardizer
 from xfer.data.splits import Fold, make_folds
 from xfer.data.store import Store
 from xfer.evaluate.metrics import PRIMARY
+from xfer.io import atomic_write
 from xfer.models.backbones import Backbone, build_backbone
 from xfer.train.population import Population
 from xfer.train.types import AuxTask, Data, Member, MemberResult, Params
@@ -115,9 +115,8 @@ def cached_weights(cache: Path, key: dict[str, Any], seeds: list[int], device: t
         cache.mkdir(parents=True, exist_ok=True)
         for s, r in zip(todo, train(todo), strict=True):
             out[s] = Cached(r.params, r.best_val, r.epochs)
-            tmp = paths[s].with_suffix(f".{os.getpid()}.tmp")
-            torch.save({"params": {k: v.cpu() for k, v in r.params.items()}, "val_loss": r.best_val, "key": key}, tmp)
-            tmp.replace(paths[s])
+            blob = {"params": {k: v.cpu() for k, v in r.params.items()}, "val_loss": r.best_val, "key": key}
+            atomic_write(paths[s], lambda tmp, b=blob: torch.save(b, tmp))
     return out
 
 

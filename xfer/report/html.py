@@ -20,8 +20,6 @@ import html
 import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,8 +37,10 @@ from xfer.evaluate.contract import (
     RESULTS_COLUMNS,
     RULE_OF_THUMB,
     SIZING_COLUMNS,
+    STRATEGY_ORDER,
     VERDICT_COLUMNS,
 )
+from xfer.io import write_text
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -58,7 +58,6 @@ OPTIONAL_FILES: dict[str, tuple[str, ...]] = {
 CELL_COLUMNS = ("pair", "chain", "strategy", "fraction", "dann_weight")
 """What identifies a cell on the page (source and target are implied by the pair)."""
 
-_STRATEGY_ORDER = ("scratch", "head_only", "partial", "full")
 _VERDICTS = ("positive", "negative", "inconclusive", "baseline")
 _UNIVERSAL = ("mean reversion", "volatility clustering", "momentum")
 
@@ -234,7 +233,7 @@ def _note(text: str) -> str:
 
 
 def _strategy_rank(s: object) -> int:
-    return _STRATEGY_ORDER.index(str(s)) if str(s) in _STRATEGY_ORDER else len(_STRATEGY_ORDER)
+    return STRATEGY_ORDER.index(str(s)) if str(s) in STRATEGY_ORDER else len(STRATEGY_ORDER)
 
 
 def _sorted(frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
@@ -757,18 +756,7 @@ def write_report(study_dir: Path, out: Path | None = None) -> Path:
     """
     text = render_report(study_dir)
     target = Path(out) if out is not None else Path(study_dir) / REPORT_NAME
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a report is meant to be shared
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text(target, text)
     return target
 
 

@@ -30,6 +30,7 @@ from typing import Any
 from rich.console import Console
 
 from xfer.data.store import Store
+from xfer.io import write_text
 from xfer.study import results as R
 from xfer.study.spec import Cell, StudySpec, cells, load
 
@@ -164,9 +165,7 @@ def _open(spec_path: str | Path | None, study_dir: Path | None, st: Store, smoke
     sd.mkdir(parents=True, exist_ok=True)
     if not (sd / "study.yaml").exists():
         shutil.copyfile(spec_path, sd / "study.yaml")
-    tmp = sd / f".{SPEC_FILE}.tmp"
-    tmp.write_text(spec.model_dump_json(indent=2))
-    tmp.replace(sd / SPEC_FILE)
+    write_text(sd / SPEC_FILE, spec.model_dump_json(indent=2))
     return sd, spec
 
 

@@ -39,7 +39,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from xfer.errors import XferInputError
-from xfer.evaluate.contract import RULE_OF_THUMB
+from xfer.evaluate.contract import RULE_OF_THUMB, STRATEGY_ORDER
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,7 +53,6 @@ _MODE_ALIASES = {"dryrun": "offline", "run": "online", "auto": None, "": None}
 
 DEFAULT_BASE_URL = "https://api.wandb.ai"
 
-STRATEGY_ORDER = ("scratch", "head_only", "partial", "full")
 """Column order of strategies in tables: cheapest adaptation first, as the article reads."""
 
 SUMMARY_TABLES = ("verdicts", "verdict_matrix", "sizing", "curves", "comparisons")
