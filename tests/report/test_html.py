@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import xfer.io as xfer_io
 import xfer.report.html as report_html
 from xfer.evaluate.contract import (
     COMPARISON_COLUMNS,
@@ -221,7 +222,7 @@ def test_write_failure_removes_temp_and_keeps_old_report(
     def failing_replace(_src: object, _dst: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(report_html.os, "replace", failing_replace)
+    monkeypatch.setattr(xfer_io.os, "replace", failing_replace)  # the one atomic writer
     with pytest.raises(OSError, match="disk full"):
         write_report(root)
     assert sorted(p.name for p in root.iterdir()) == before
