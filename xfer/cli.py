@@ -312,17 +312,36 @@ def transfer(
     if as_json:
         print(json.dumps(res.records(), indent=2))
         return
+    base_cols = [c for c in res.table.columns if c.startswith("baseline_") and c.endswith("_score")]
+    recs = res.records()
     t = Table(title=f"{','.join(cfg.source)} -> {cfg.target}{' via ' + ','.join(cfg.chain) if cfg.chain else ''} "
-              f"({cfg.target_type}, metric {res.metric}, {cfg.seeds} seeds x {len(set(res.fits['fold']))} folds)")
-    for c in ("strategy", "fraction", "test", "scratch", "delta", "95% CI", "verdict"):
-        t.add_column(c, justify="right" if c not in ("strategy", "verdict") else "left")
-    for r in res.records():
+              f"({cfg.target_type}, metric {res.metric}, {cfg.seeds} seeds x {len(set(res.fits['fold']))} folds, "
+              f"{recs[0]['n_days'] if recs else 0} test days)")
+    names = [c.removeprefix("baseline_").removesuffix("_score") for c in base_cols]
+    for c in ("strategy", "fraction", "scratch", *names, "test", "delta vs scratch", "95% CI", "p (Holm)",
+              "+/- detectable", "verdict", "> best baseline"):
+        t.add_column(c, justify="right" if c not in ("strategy", "verdict", "> best baseline") else "left")
+
+    def num(v: Any, fmt: str = ".4f") -> str:
+        return "-" if v is None else format(v, fmt)
+
+    for r in recs:
         lo, hi = r["delta_ci_low"], r["delta_ci_high"]
-        t.add_row(r["strategy"], f"{r['fraction']:g}", f"{r['test_score']:.4f}", f"{r['scratch_score']:.4f}",
-                  f"{r['delta']:+.4f}", f"[{lo:+.4f}, {hi:+.4f}]", r["verdict"])
+        scratch = r["strategy"] == "scratch"
+        beats = ("yes" if r["beats_baseline"] else "NO") + f" ({r['best_baseline']})"
+        t.add_row(r["strategy"], f"{r['fraction']:g}", num(r["scratch_score"]), *[num(r[c]) for c in base_cols],
+                  num(r["test_score"]), "" if scratch else num(r["delta"], "+.4f"),
+                  "" if scratch else f"[{num(lo, '+.4f')}, {num(hi, '+.4f')}]",
+                  "" if scratch else num(r["p_adjusted"], ".3f"),
+                  "" if scratch else num(r["detectable_effect"]), r["verdict"], beats)
     out.print(t)
+    n_cmp = recs[0]["n_comparisons"] if recs else 0
+    err.print(f"verdicts: paired day-level block bootstrap over the pooled test days and seeds; p-values "
+              f"Holm-adjusted over the {n_cmp} comparisons of this table; a verdict reads the adjusted p at 5%. "
+              f"'> best baseline': the cell's mean day score is above the best practitioner baseline's.",
+              highlight=False)
     if not res.sizing.empty:
-        s = Table(title="required target fraction to match scratch at full data (90% bootstrap interval)")
+        s = Table(title="required target fraction to match scratch at full data (90% day-level bootstrap interval)")
         for c in ("strategy", "required", "interval", "rule of thumb"):
             s.add_column(c)
         thumb = {**RULE_OF_THUMB, "scratch": "100%"}
@@ -366,6 +385,7 @@ def _parse_knobs(items: list[str]) -> dict[str, Any]:
 def _write_transfer(res: Any, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     write_parquet(res.fits, out_dir / "fits.parquet")
+    write_parquet(res.days, out_dir / "predictions.parquet")
     summary = {"config": json.loads(res.config.model_dump_json()), "table": res.records(),
                "features": res.features, "masked": res.masked, "stages": res.stages, "timings": res.timings}
     write_text(out_dir / "summary.json", json.dumps(summary, indent=2, default=str))

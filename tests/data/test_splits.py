@@ -12,16 +12,17 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from xfer.data.normalize import Standardizer
-from xfer.data.splits import MIN_TRAIN_ROWS, SplitSpec, make_folds
+from xfer.data.splits import MIN_TRAIN_ROWS, SplitSpec, make_folds, scored_rows
 
 
 @st.composite
 def configs(draw):
     horizon = draw(st.integers(1, 20))
+    n_folds, test_share = draw(st.integers(1, 8)), draw(st.floats(0.05, 0.5))
     spec = SplitSpec(
-        n_folds=draw(st.integers(1, 8)),
-        test_share=draw(st.floats(0.05, 0.5)),
-        val_share=draw(st.floats(0.02, 0.35)),
+        n_folds=n_folds,
+        test_share=test_share,
+        val_share=draw(st.floats(0.005, (0.89 - test_share) / n_folds)),
         horizon=horizon,
         embargo=horizon + draw(st.integers(0, 10)),
     )
@@ -36,12 +37,15 @@ def test_fold_invariants(cfg, fraction: float) -> None:
     folds = make_folds(n, spec)
     assert len(folds) == spec.n_folds
     tests = [f.test for f in folds]
-    # test blocks: consecutive, disjoint, non-empty, together the last rows of the series
+    # test blocks: in time order, non-empty, the last one ends the series, sizes within one row
     assert tests[-1].stop == n
     for a, b in itertools.pairwise(tests):
-        assert a.stop == b.start
+        assert a.stop + 2 * spec.embargo + len(folds[0].val) <= b.start
     assert all(len(t) >= 1 for t in tests)
+    assert max(map(len, tests)) - min(map(len, tests)) <= 1
     held_out = tests[0].start
+    scored = scored_rows(folds)
+    assert len(scored) == sum(map(len, tests))
     for f in folds:
         # order in time and the embargo (>= horizon) between every pair of segments
         assert f.train.start == 0 and len(f.train) >= MIN_TRAIN_ROWS
@@ -52,6 +56,10 @@ def test_fold_invariants(cfg, fraction: float) -> None:
         # no overlap between any two segments
         sets = [set(f.train), set(f.val), set(f.test)]
         assert not (sets[0] & sets[1]) and not (sets[0] & sets[2]) and not (sets[1] & sets[2])
+        # no validation row of any fold lies in any fold's test block
+        assert not set(f.val) & scored
+        # a fold trains only on rows before its own validation window
+        assert f.train.stop <= f.val.start
         # fold 0 never trains or validates inside the held-out test period
         if f.index == 0:
             assert f.val.stop <= held_out and f.train.stop <= held_out

@@ -209,6 +209,24 @@ def compute_features(
     return out, masked
 
 
+BASELINE_INPUTS = ("base.rv_1", "base.rv_5", "base.rv_22", "base.ewma")
+"""Columns the practitioner baselines read (never model features): log annualised realised vol
+over the last 1, 5 and 22 days (HAR-RV's daily, weekly and monthly terms) and the RiskMetrics
+EWMA volatility (lambda = 0.94), all in the label's units and known at the close of day t."""
+EWMA_LAMBDA = 0.94
+
+
+def baseline_inputs(frame: pd.DataFrame) -> pd.DataFrame:
+    """The :data:`BASELINE_INPUTS` of every bar (causal: day t uses returns up to t only)."""
+    r = _logret(frame)
+    ewma_var = r.pow(2).ewm(alpha=1.0 - EWMA_LAMBDA, adjust=False).mean()
+    cols = {
+        "base.rv_1": _log_rv(r, 1), "base.rv_5": _log_rv(r, 5), "base.rv_22": _log_rv(r, 22),
+        "base.ewma": 0.5 * np.log(ANNUAL * (ewma_var + _VAR_FLOOR)),
+    }
+    return pd.DataFrame({k: v.to_numpy(np.float64) for k, v in cols.items()})
+
+
 def compute_target(frame: pd.DataFrame, target: TargetType, horizon: int) -> pd.Series:
     """Label of day t: the future over t+1 .. t+h (NaN for the last h rows).
 
@@ -231,7 +249,8 @@ def compute_target(frame: pd.DataFrame, target: TargetType, horizon: int) -> pd.
 
 @dataclass
 class FeatureMatrix:
-    """Model-ready rows of one market: ``date``, features, ``target``; no NaN anywhere."""
+    """Model-ready rows of one market: ``date``, features, ``target``, then the baselines'
+    inputs (:data:`BASELINE_INPUTS`, not features); no NaN anywhere."""
 
     data: pd.DataFrame
     feature_names: list[str]
@@ -270,5 +289,8 @@ def build_features(
         if feats[c].iloc[WARMUP:].isna().mean() > 0.5:
             masked[c] = "undefined on most rows"
             names.remove(c)
-    data = feats[["date", *names, "target"]].dropna().reset_index(drop=True)
+    base = baseline_inputs(frame)
+    for c in BASELINE_INPUTS:
+        feats[c] = base[c].to_numpy()
+    data = feats[["date", *names, "target", *BASELINE_INPUTS]].dropna().reset_index(drop=True)
     return FeatureMatrix(data=data, feature_names=names, masked=masked, target=target, horizon=h)

@@ -5,8 +5,10 @@ Return target: IC (Pearson), rank IC (Spearman), directional accuracy, and the S
 ratio of a sign strategy net of a per-market cost in basis points; ICIR is computed over
 folds by the caller (:func:`icir`).
 
-Each target has one *primary* metric, higher = better, used for verdicts and curves:
-``r2`` for volatility, ``ic`` for returns.
+Each target has one *primary* descriptive metric (``r2`` for volatility, ``ic`` for returns);
+verdicts, curves and required fractions use the per-day verdict metrics of
+:mod:`xfer.evaluate.scores` instead (``r2_oos``, ``skill``), which the within-block IC is not
+fit for: demeaned over a ~250-day block it is biased upwards for persistent predictors.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 from scipy import stats
 
 PRIMARY = {"volatility": "r2", "return": "ic"}
-HIGHER_IS_BETTER = {"r2": True, "qlike": False, "mse": False, "ic": True, "rank_ic": True,
+HIGHER_IS_BETTER = {"r2_oos": True, "skill": True, "r2": True, "qlike": False, "mse": False, "ic": True, "rank_ic": True,
                     "hit_rate": True, "sharpe_net": True}
 
 

@@ -1,138 +1,260 @@
-"""From per-fit rows to the result tables: verdicts, curves, required fractions, comparisons.
+"""From per-fit rows and their test days to the result tables: verdicts, curves, sizing, comparisons.
 
-The one aggregation of the project: ``xfer transfer`` and studies both call it. Pure pandas
-over fit rows with the :data:`~xfer.evaluate.contract.RESULTS_COLUMNS` (see
-:mod:`xfer.evaluate.contract`); no Ray, no W&B. Every comparison is paired on (seed, fold):
-same target rows, same test block.
+The one aggregation of the project: ``xfer transfer``, studies and reports all call it. Pure
+pandas/numpy over two frames of the :mod:`~xfer.evaluate.contract`: ``results`` (one row per
+final fit) and ``days`` (``predictions.parquet``: one row per test day of every fit and
+baseline). No Ray, no W&B.
+
+Every comparison is paired **day by day** on the same test days, seed by seed where both sides
+have seeds, and resampled with the two-level stationary block bootstrap of
+:func:`xfer.evaluate.inference.paired_day_test`: the walk-forward test blocks are pooled in time
+order, so the interval is about which days happened, not only which seeds ran. Verdicts use the
+Holm-adjusted p-value over the table's comparisons.
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from xfer.evaluate.contract import (
+    BASELINES,
     COMPARISON_COLUMNS,
     CURVE_COLUMNS,
+    PREDICTION_COLUMNS,
+    RESULTS_COLUMNS,
     RULE_OF_THUMB,
     SIZING_COLUMNS,
     VERDICT_COLUMNS,
 )
-from xfer.evaluate.metrics import HIGHER_IS_BETTER
-from xfer.evaluate.verdict import Verdict, delta_verdict, required_fraction
+from xfer.evaluate.inference import DayTest, adjust_pvalues, paired_day_test, required_fraction_days, verdict_from
 
-PAIR_KEY = ["seed", "fold"]
-
-
-def _paired(a: pd.DataFrame, b: pd.DataFrame, col: str) -> np.ndarray:
-    x = a.set_index(PAIR_KEY)[col]
-    y = b.set_index(PAIR_KEY)[col]
-    xa, yb = x.align(y, join="inner")
-    return (xa - yb).to_numpy()
+ALPHA = 0.05
+"""Level of the verdicts (on the adjusted p-value) and 1 - level of the delta intervals."""
+ADJUSTMENT = "holm"
+"""Multiplicity adjustment across a table's comparisons: Holm (family-wise error rate)."""
+ALL_BASELINES = frozenset(b for bs in BASELINES.values() for b in bs)
+CELL_KEYS = ["pair", "source", "target", "chain", "strategy", "fraction", "dann_weight"]
 
 
-def verdicts(results: pd.DataFrame) -> pd.DataFrame:
-    """One row per transfer cell against scratch on the same pair and fraction."""
-    rows = []
-    if results.empty:
+class StaleTableError(ValueError):
+    """A results table lacks columns this version needs (written by an older xfer)."""
+
+
+def require_columns(frame: pd.DataFrame, needed: Iterable[str], what: str) -> None:
+    """Raise :class:`StaleTableError` naming the missing columns of ``what`` (a file or table)."""
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise StaleTableError(
+            f"{what}: missing column(s) {', '.join(missing)}. It was written by an older xfer "
+            "(before day-level verdicts); re-run the study into a new directory.")
+
+
+# ----------------------------------------------------------------------- day matrices
+
+
+class Days:
+    """One model's (or baseline's) test days as a ``(n_seeds, n_days)`` score matrix."""
+
+    def __init__(self, g: pd.DataFrame) -> None:
+        m = g.pivot_table(index="seed", columns="row", values="score", aggfunc="mean").sort_index(axis=1)
+        self.seeds = m.index.to_numpy()
+        self.rows = m.columns.to_numpy()
+        self.x = m.to_numpy(np.float64)
+        self.horizon = int(g["horizon"].max())
+
+    @property
+    def mean(self) -> float:
+        return float(np.nanmean(np.nanmean(self.x, axis=0))) if self.x.size else math.nan
+
+    def on(self, rows: np.ndarray) -> np.ndarray:
+        """The matrix restricted to ``rows`` (a subset of this one's rows, in order)."""
+        return self.x[:, np.searchsorted(self.rows, rows)]
+
+
+def paired(a: Days, b: Days) -> np.ndarray:
+    """``a - b`` on their common days: seed by seed where both have the seeds, else ``a``'s seeds
+    against ``b``'s seed mean (a baseline has one "seed")."""
+    rows = np.intersect1d(a.rows, b.rows)
+    xa, xb = a.on(rows), b.on(rows)
+    common = np.intersect1d(a.seeds, b.seeds)
+    if len(b.seeds) > 1 and len(common) == len(a.seeds):
+        return xa - xb[np.searchsorted(b.seeds, a.seeds)]
+    return xa - np.nanmean(xb, axis=0, keepdims=True)
+
+
+def test_pair(a: Days, b: Days) -> DayTest:
+    """The paired day-level test of ``a`` against ``b`` (higher scores = better)."""
+    return paired_day_test(paired(a, b), horizon=max(a.horizon, b.horizon), level=1 - ALPHA)
+
+
+def _groups(days: pd.DataFrame, keys: list[str]) -> dict[tuple[Any, ...], Days]:
+    return {k if isinstance(k, tuple) else (k,): Days(g) for k, g in days.groupby(keys, sort=True)}
+
+
+# ----------------------------------------------------------------------- verdicts
+
+
+def _baselines_of(days: pd.DataFrame) -> dict[tuple[str, float], dict[str, Days]]:
+    """Per (pair, fraction): each baseline's days (baselines do not depend on chain or DANN)."""
+    base = days[days["strategy"].isin(ALL_BASELINES)].drop_duplicates(["pair", "strategy", "fraction", "row"])
+    out: dict[tuple[str, float], dict[str, Days]] = {}
+    for (pair, frac, name), g in base.groupby(["pair", "fraction", "strategy"], sort=True):
+        out.setdefault((pair, frac), {})[str(name)] = Days(g)
+    return out
+
+
+def verdicts(results: pd.DataFrame, days: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell (scratch included) with its test score, scratch, the baselines, and the
+    paired day-level verdict against scratch (Holm-adjusted over the table's cells)."""
+    if days.empty:
         return pd.DataFrame(columns=list(VERDICT_COLUMNS))
-    metric = results["metric"].iloc[0]
-    hib = HIGHER_IS_BETTER[metric]
-    scratch = results[results["strategy"] == "scratch"]
-    keys = ["pair", "source", "target", "chain", "strategy", "fraction", "dann_weight"]
-    for key, g in results.groupby(keys, sort=True):
-        k = dict(zip(keys, key, strict=True))
-        sc = scratch[(scratch["pair"] == k["pair"]) & (scratch["fraction"] == k["fraction"])]
-        row = {**k, "metric": metric, "test_score": float(g["test_score"].mean()),
-               "scratch_score": float(sc["test_score"].mean()) if len(sc) else float("nan")}
-        if k["strategy"] == "scratch":
-            row.update(delta=0.0, delta_ci_low=0.0, delta_ci_high=0.0, verdict="baseline", n_pairs=len(g))
-        else:
-            d = _paired(g, sc, "test_score")
-            v = delta_verdict(d, higher_is_better=hib)
-            row.update(delta=v.mean, delta_ci_low=v.ci_low, delta_ci_high=v.ci_high, verdict=v.verdict, n_pairs=v.n)
-        rows.append(row)
-    return pd.DataFrame(rows, columns=list(VERDICT_COLUMNS))
-
-
-def curves(results: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """Test metric against fraction per (pair, chain, DANN, strategy), with a 90% bootstrap band."""
+    require_columns(days, PREDICTION_COLUMNS, "predictions")
+    metric = str(results["metric"].iloc[0]) if len(results) and "metric" in results else "score"
+    models = days[~days["strategy"].isin(ALL_BASELINES)]
+    cells = _groups(models, CELL_KEYS)
+    baselines = _baselines_of(days)
+    # scratch does not depend on the source, the chain or DANN: one per (pair, fraction)
+    scratch = {(k[0], k[5]): v for k, v in sorted(cells.items(), key=lambda kv: kv[0][3] != "direct")
+               if k[4] == "scratch"}
     rows = []
-    rng = np.random.default_rng(seed)
+    for key, cell in cells.items():
+        k = dict(zip(CELL_KEYS, key, strict=True))
+        sc = scratch.get((k["pair"], k["fraction"]))
+        row: dict[str, Any] = {**k, "metric": metric, "test_score": cell.mean,
+                               "scratch_score": sc.mean if sc else math.nan,
+                               "n_days": cell.x.shape[1], "n_seeds": cell.x.shape[0]}
+        if k["strategy"] == "scratch":
+            row.update(delta=0.0, delta_ci_low=0.0, delta_ci_high=0.0, p_value=math.nan, verdict="baseline",
+                       detectable_effect=math.nan, block_length=math.nan)
+        elif sc is None:
+            row.update(delta=math.nan, delta_ci_low=math.nan, delta_ci_high=math.nan, p_value=math.nan,
+                       verdict="inconclusive", detectable_effect=math.nan, block_length=math.nan)
+        else:
+            t = test_pair(cell, sc)
+            row.update(delta=t.estimate, delta_ci_low=t.ci_low, delta_ci_high=t.ci_high, p_value=t.p_value,
+                       detectable_effect=t.half_width, block_length=t.block_length, n_days=t.n_days)
+        row.update(_against_baselines(cell, baselines.get((k["pair"], k["fraction"]), {})))
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    tested = out["strategy"] != "scratch"
+    out["p_adjusted"] = math.nan
+    out.loc[tested, "p_adjusted"] = adjust_pvalues(out.loc[tested, "p_value"].to_numpy(), ADJUSTMENT)
+    out["adjustment"] = ADJUSTMENT
+    out["n_comparisons"] = int(out.loc[tested, "p_value"].notna().sum())
+    out.loc[tested, "verdict"] = [verdict_from(d, p, ALPHA) for d, p in
+                                  zip(out.loc[tested, "delta"], out.loc[tested, "p_adjusted"], strict=True)]
+    extra = sorted(c for c in out.columns if c.startswith("baseline_") and c.endswith("_score"))
+    return out[[*VERDICT_COLUMNS, *extra]].reset_index(drop=True)
+
+
+def _against_baselines(cell: Days, base: dict[str, Days]) -> dict[str, Any]:
+    """Each baseline's score on the cell's days, the best one, and the paired test against it."""
+    out: dict[str, Any] = {f"baseline_{n}_score": float(np.nanmean(b.on(np.intersect1d(cell.rows, b.rows))))
+                           for n, b in base.items()}
+    if not base:
+        return {**out, "best_baseline": "", "best_baseline_score": math.nan, "delta_vs_baseline": math.nan,
+                "delta_vs_baseline_ci_low": math.nan, "delta_vs_baseline_ci_high": math.nan,
+                "beats_baseline": False}
+    name = max(base, key=lambda n: out[f"baseline_{n}_score"])
+    t = test_pair(cell, base[name])
+    return {**out, "best_baseline": name, "best_baseline_score": out[f"baseline_{name}_score"],
+            "delta_vs_baseline": t.estimate, "delta_vs_baseline_ci_low": t.ci_low,
+            "delta_vs_baseline_ci_high": t.ci_high, "beats_baseline": bool(t.estimate > 0)}
+
+
+# ----------------------------------------------------------------------- curves and sizing
+
+
+def curves(days: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
+    """Mean day score against fraction per (pair, chain, DANN, strategy), baselines included,
+    with a 90% day-level block-bootstrap band."""
+    if days.empty:
+        return pd.DataFrame(columns=list(CURVE_COLUMNS))
     keys = ["pair", "source", "target", "chain", "strategy", "dann_weight", "fraction"]
-    for key, g in results.groupby(keys, sort=True):
-        v = g["test_score"].to_numpy(np.float64)
-        boots = v[rng.integers(0, len(v), (n_boot, len(v)))].mean(axis=1)
-        lo, hi = np.quantile(boots, [0.05, 0.95])
-        rows.append({**dict(zip(keys, key, strict=True)), "metric": g["metric"].iloc[0],
-                     "mean": float(v.mean()), "ci_low": float(lo), "ci_high": float(hi), "n": len(v)})
+    rows = []
+    for key, g in days.drop_duplicates([*keys, "seed", "row"]).groupby(keys, sort=True):
+        d = Days(g)
+        t = paired_day_test(d.x, horizon=d.horizon, level=0.9)
+        rows.append({**dict(zip(keys, key, strict=True)), "metric": metric or "score", "mean": d.mean,
+                     "ci_low": t.ci_low, "ci_high": t.ci_high, "n": d.x.shape[1]})
     return pd.DataFrame(rows, columns=list(CURVE_COLUMNS))
 
 
-def sizing(results: pd.DataFrame) -> pd.DataFrame:
-    """Required fraction per strategy: where its curve first reaches scratch at full data."""
-    rows = []
-    if results.empty:
+def sizing(days: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
+    """Required fraction per strategy: where its curve first reaches scratch at the largest
+    fraction, with an interval from the same day-level resampling (all fractions jointly)."""
+    models = days[~days["strategy"].isin(ALL_BASELINES)]
+    if models.empty:
         return pd.DataFrame(columns=list(SIZING_COLUMNS))
-    metric = results["metric"].iloc[0]
-    sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
     keys = ["pair", "source", "target", "chain", "strategy", "dann_weight"]
-    for key, g in results.groupby(keys, sort=True):
+    rows = []
+    for key, g in models.groupby(keys, sort=True):
         k = dict(zip(keys, key, strict=True))
-        sc = results[(results["strategy"] == "scratch") & (results["pair"] == k["pair"])]
+        sc = models[(models["strategy"] == "scratch") & (models["pair"] == k["pair"])]
+        sc = sc[sc["chain"] == sc["chain"].iloc[0]] if len(sc) else sc
         if sc.empty:
             continue
-        ref = sign * sc[sc["fraction"] == sc["fraction"].max()]["test_score"].to_numpy()
-        curve = {float(f): sign * gg["test_score"].to_numpy() for f, gg in g.groupby("fraction")}
-        rf = required_fraction(curve, ref)
-        rows.append({**k, "metric": metric, "required_fraction": rf.point, "ci_low": rf.ci_low,
+        ref = Days(sc[sc["fraction"] == sc["fraction"].max()])
+        by_frac = {float(f): Days(gg) for f, gg in g.groupby("fraction")}
+        common = ref.rows
+        for d in by_frac.values():
+            common = np.intersect1d(common, d.rows)
+        curve = {f: d.on(common) for f, d in by_frac.items()}
+        rf = required_fraction_days(curve, ref.on(common), horizon=ref.horizon)
+        rows.append({**k, "metric": metric or "score", "required_fraction": rf.point, "ci_low": rf.ci_low,
                      "ci_high": rf.ci_high, "reached_share": rf.reached_share,
                      "rule_of_thumb": RULE_OF_THUMB.get(k["strategy"], "")})
     return pd.DataFrame(rows, columns=list(SIZING_COLUMNS))
 
 
-def comparisons(results: pd.DataFrame) -> pd.DataFrame:
-    """Chain vs direct and DANN vs none, paired on (seed, fold)."""
+# ----------------------------------------------------------------------- comparisons
+
+
+def comparisons(days: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
+    """Chain vs direct and DANN vs none, paired day by day and seed by seed (Holm over the table)."""
+    models = days[~days["strategy"].isin([*ALL_BASELINES, "scratch"])]
     rows = []
-    if results.empty:
-        return pd.DataFrame(columns=list(COMPARISON_COLUMNS))
-    metric = results["metric"].iloc[0]
-    hib = HIGHER_IS_BETTER[metric]
-    base_keys = ["pair", "strategy", "fraction"]
-    transfer = results[results["strategy"] != "scratch"]
+    for (pair, strategy, fraction), g in models.groupby(["pair", "strategy", "fraction"], sort=True):
+        cells = _groups(g, ["chain", "dann_weight"])
+        direct = cells.get(("direct", 0.0))
 
-    def add(kind: str, variant: str, baseline: str, a: pd.DataFrame, b: pd.DataFrame, k: dict) -> None:
-        v = delta_verdict(_paired(a, b, "test_score"), higher_is_better=hib)
-        rows.append({"pair": k["pair"], "kind": kind, "variant": variant, "baseline": baseline,
-                     "strategy": k["strategy"], "fraction": k["fraction"], "metric": metric,
-                     "delta": v.mean, "delta_ci_low": v.ci_low, "delta_ci_high": v.ci_high, "verdict": v.verdict,
-                     "n_pairs": v.n})
+        def add(kind: str, variant: str, a: Days, b: Days, pair: Any = pair, strategy: Any = strategy,
+                fraction: Any = fraction) -> None:
+            t = test_pair(a, b)
+            rows.append({"pair": pair, "kind": kind, "variant": variant, "baseline": "direct" if kind ==
+                         "chain_vs_direct" else "none", "strategy": strategy, "fraction": fraction,
+                         "metric": metric or "score", "delta": t.estimate, "delta_ci_low": t.ci_low,
+                         "delta_ci_high": t.ci_high, "p_value": t.p_value, "detectable_effect": t.half_width,
+                         "n_days": t.n_days})
 
-    for key, g in transfer.groupby(base_keys, sort=True):
-        k = dict(zip(base_keys, key, strict=True))
-        direct = g[(g["chain"] == "direct") & (g["dann_weight"] == 0)]
-        for chain, gc in g[(g["chain"] != "direct") & (g["dann_weight"] == 0)].groupby("chain"):
-            if len(direct):
-                add("chain_vs_direct", str(chain), "direct", gc, direct, k)
-        for (chain, w), gd in g[g["dann_weight"] > 0].groupby(["chain", "dann_weight"]):
-            plain = g[(g["chain"] == chain) & (g["dann_weight"] == 0)]
-            if len(plain):
-                add("dann_vs_none", f"{w:g}" if chain == "direct" else f"{w:g} ({chain})", "none", gd, plain, k)
-    return pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
+        for (chain, w), cell in cells.items():
+            if w == 0 and chain != "direct" and direct is not None:
+                add("chain_vs_direct", str(chain), cell, direct)
+            if w > 0 and (chain, 0.0) in cells:
+                add("dann_vs_none", f"{w:g}" if chain == "direct" else f"{w:g} ({chain})", cell, cells[(chain, 0.0)])
+    out = pd.DataFrame(rows, columns=[c for c in COMPARISON_COLUMNS if c not in ("p_adjusted", "verdict")])
+    out["p_adjusted"] = adjust_pvalues(out["p_value"].to_numpy(), ADJUSTMENT) if len(out) else []
+    out["verdict"] = [verdict_from(d, p, ALPHA) for d, p in zip(out["delta"], out["p_adjusted"], strict=True)]
+    return out[list(COMPARISON_COLUMNS)]
 
 
-def compare_fits(a: pd.DataFrame, b: pd.DataFrame, strategy: str, fraction: float | None = None) -> Verdict:
-    """Paired verdict of ``b - a`` for one strategy (e.g. chain vs direct, DANN vs none).
-
-    Fits are paired on (fraction, seed, fold): same target rows, same test block.
-    """
-    metric = a["metric"].iloc[0]
-    key = ["strategy", "fraction", "seed", "fold"]
-    xa, xb = a.set_index(key)["test_score"].align(b.set_index(key)["test_score"], join="inner")
-    d = (xb - xa).xs(strategy, level="strategy")
+def compare_days(a: pd.DataFrame, b: pd.DataFrame, strategy: str, fraction: float | None = None) -> DayTest:
+    """Paired day-level test of ``b - a`` for one strategy (e.g. chain vs direct, DANN vs none),
+    over every fraction both ran (or just ``fraction``): same target rows, test days and seeds."""
+    a, b = a[a["strategy"] == strategy], b[b["strategy"] == strategy]
+    fracs = sorted(set(a["fraction"]) & set(b["fraction"]))
     if fraction is not None:
-        d = d.xs(fraction, level="fraction")
-    return delta_verdict(d.to_numpy(), higher_is_better=HIGHER_IS_BETTER[metric])
+        fracs = [f for f in fracs if f == fraction]
+    if not fracs:
+        raise ValueError(f"No fraction of strategy {strategy!r} is in both runs "
+                         f"(asked for {fraction!r}); nothing to compare.")
+    d = np.hstack([paired(Days(b[b["fraction"] == f]), Days(a[a["fraction"] == f])) for f in fracs])
+    return paired_day_test(d, horizon=int(max(a["horizon"].max(), b["horizon"].max())), level=1 - ALPHA)
 
 
 def cell_means(results: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -141,3 +263,12 @@ def cell_means(results: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     cols += [c for c in ("domain_acc", "domain_probe_acc") if c in results]
     cols = [c for c in cols if results[c].notna().any()]
     return results.groupby(keys, sort=False)[cols].mean().reset_index() if cols else results[keys].drop_duplicates()
+
+
+def all_tables(results: pd.DataFrame, days: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Every table of a study directory from its fits and their test days."""
+    if len(results):
+        require_columns(results, RESULTS_COLUMNS, "results")
+    metric = str(results["metric"].iloc[0]) if len(results) else None
+    return {"results": results, "predictions": days, "verdicts": verdicts(results, days),
+            "curves": curves(days, metric), "sizing": sizing(days, metric), "comparisons": comparisons(days, metric)}

@@ -30,7 +30,7 @@ from xfer.data.features import FeatureMatrix, build_features
 from xfer.data.normalize import Standardizer
 from xfer.data.splits import Fold, make_folds
 from xfer.data.store import Store
-from xfer.evaluate.metrics import PRIMARY
+from xfer.evaluate.scores import VERDICT_METRIC
 from xfer.io import atomic_write
 from xfer.models.backbones import Backbone, build_backbone
 from xfer.train.population import Population
@@ -143,7 +143,7 @@ class Context:
 
     @property
     def metric(self) -> str:
-        return PRIMARY[self.cfg.target_type]
+        return VERDICT_METRIC[self.cfg.target_type]
 
     @property
     def n_groups(self) -> int:

@@ -2,9 +2,11 @@
 
 On the target, for every fold and fraction, one population trains every strategy x seed x
 learning-rate candidate, scratch included with the same number of candidates. Each
-(strategy, seed) keeps the candidate with the best validation loss of that fold; the test
-block is read once, for that model only. The tables (verdicts, sizing) come from the one
-aggregation, :mod:`xfer.evaluate.tables`, exactly as a study's do.
+(strategy, seed) keeps the candidate with the best validation loss of that fold (fold k's own
+validation window, which touches no test row); the test block is read once, for that model
+only, and kept day by day. The practitioner baselines (HAR-RV and EWMA, or zero and ridge) are
+fitted on the same rows. The tables (verdicts, sizing) come from the one aggregation,
+:mod:`xfer.evaluate.tables`, exactly as a study's do.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ import pandas as pd
 
 from xfer.data.store import Store
 from xfer.evaluate import tables as T
+from xfer.evaluate.contract import PREDICTION_COLUMNS
 from xfer.evaluate.metrics import icir
-from xfer.evaluate.verdict import Verdict
+from xfer.evaluate.inference import DayTest
 from xfer.train.types import MemberResult
 
 from .config import Candidate, TransferConfig
-from .evaluate import evaluate_fits
+from .evaluate import baseline_days, evaluate_fits
 from .fit import fit_candidates, select
 from .prepare import Progress, prepare
 
@@ -40,6 +43,8 @@ class TransferResult:
     """One row per (strategy, fraction): scores, paired CI and verdict."""
     fits: pd.DataFrame
     """One row per final fit (strategy, fraction, seed, fold) with every metric."""
+    days: pd.DataFrame
+    """Test days of every final fit and baseline (the predictions contract)."""
     sizing: pd.DataFrame
     """Required fraction per strategy (when several fractions were run)."""
     stages: list[dict[str, Any]] = field(default_factory=list)
@@ -70,20 +75,32 @@ def candidates(cfg: TransferConfig) -> list[Candidate]:
             for s in dict.fromkeys(("scratch", *cfg.strategies)) for m in cfg.lr_candidates]
 
 
+def _keys(cfg: TransferConfig) -> dict[str, Any]:
+    return {"pair": f"{','.join(cfg.source)}->{cfg.target}", "source": ",".join(cfg.source),
+            "target": cfg.target, "chain": ">".join(cfg.chain) if cfg.chain else "direct",
+            "dann_weight": cfg.dann_weight}
+
+
 def _keyed(rows: list[dict[str, Any]], cfg: TransferConfig, metric: str) -> pd.DataFrame:
     """Per-fit rows with the key columns of the results contract."""
     fits = pd.DataFrame(rows)
-    return fits.assign(pair=f"{','.join(cfg.source)}->{cfg.target}", source=",".join(cfg.source),
-                       target=cfg.target, chain=">".join(cfg.chain) if cfg.chain else "direct",
-                       dann_weight=cfg.dann_weight, metric=metric, val_score=fits["val_loss"],
-                       test_score=fits[f"test_{metric}"])
+    return fits.assign(**_keys(cfg), metric=metric, val_score=fits["val_loss"], test_score=fits[f"test_{metric}"])
 
 
-def _table(fits: pd.DataFrame, cfg: TransferConfig, metric: str) -> pd.DataFrame:
-    v = T.verdicts(fits).drop(columns=["pair", "source", "target", "chain", "dann_weight"])
+def day_frame(days: list[dict[str, Any]], keys: dict[str, Any]) -> pd.DataFrame:
+    """Test days (one dict of arrays per fit) as the predictions contract's rows."""
+    frame = pd.concat([pd.DataFrame(d) for d in days], ignore_index=True) if days else pd.DataFrame()
+    base = frame["strategy"].isin(T.ALL_BASELINES)
+    frame = frame.assign(**keys)
+    frame.loc[base, "chain"], frame.loc[base, "dann_weight"] = "direct", 0.0
+    return frame[list(PREDICTION_COLUMNS)]
+
+
+def _table(fits: pd.DataFrame, days: pd.DataFrame, cfg: TransferConfig, metric: str) -> pd.DataFrame:
+    v = T.verdicts(fits, days).drop(columns=["pair", "source", "target", "chain", "dann_weight"])
     extra = T.cell_means(fits, CELL)
-    if metric == "ic":
-        per_fold = fits.groupby([*CELL, "fold"])["test_score"].mean().groupby(level=CELL)
+    if cfg.target_type == "return":  # ICIR of the descriptive within-block IC, over folds
+        per_fold = fits.groupby([*CELL, "fold"])["test_ic"].mean().groupby(level=CELL)
         extra = extra.merge(per_fold.apply(lambda s: icir(list(s))).rename("icir").reset_index(), on=CELL)
     order = {s: i for i, s in enumerate(dict.fromkeys(("scratch", *cfg.strategies)))}
     out = v.merge(extra, on=CELL, how="left")
@@ -99,20 +116,24 @@ def run_transfer(cfg: TransferConfig, store: Store | None = None, cache_dir: Pat
     ctx = prepare(cfg, store, cache_dir, progress)
     t3 = time.perf_counter()
     rows: list[dict[str, Any]] = []
+    days: list[dict[str, Any]] = []
     for frac in cfg.fractions:
         by_fold = fit_candidates(ctx, frac, candidates(cfg))
         for fold in ctx.folds:
             chosen = select(by_fold[fold.index])
-            rows.extend(evaluate_fits(ctx, fold, frac, chosen))
+            fit_rows, fit_days = evaluate_fits(ctx, fold, frac, chosen)
+            rows.extend(fit_rows)
+            days.extend(fit_days + baseline_days(ctx, fold, frac))
             say(f"fold {fold.index} fraction {frac:g}: {len(by_fold[fold.index])} fits in one population "
                 f"({', '.join(_val_summary(chosen))} val)")
     timings = {**ctx.timings, "target_s": time.perf_counter() - t3}
     fits = _keyed(rows, cfg, ctx.metric)
-    table = _table(fits, cfg, ctx.metric)
-    sizing = T.sizing(fits) if len(cfg.fractions) > 1 else pd.DataFrame()
+    day_rows = day_frame(days, _keys(cfg))
+    table = _table(fits, day_rows, cfg, ctx.metric)
+    sizing = T.sizing(day_rows, ctx.metric) if len(cfg.fractions) > 1 else pd.DataFrame()
     timings["total_s"] = time.perf_counter() - t0
     stages = [{"market": ",".join(ctx.sources), "role": "source", **ctx.source_info}, *ctx.stages]
-    return TransferResult(cfg, ctx.metric, table, fits, sizing, stages, ctx.cols, ctx.masked, timings)
+    return TransferResult(cfg, ctx.metric, table, fits, day_rows, sizing, stages, ctx.cols, ctx.masked, timings)
 
 
 def _val_summary(chosen: list[MemberResult]) -> list[str]:
@@ -122,9 +143,9 @@ def _val_summary(chosen: list[MemberResult]) -> list[str]:
     return [f"{k}={np.mean(v):.3f}" for k, v in by.items()]
 
 
-def compare(a: TransferResult, b: TransferResult, strategy: str, fraction: float | None = None) -> Verdict:
-    """Paired verdict of ``b - a`` for one strategy (e.g. chain vs direct, DANN vs none)."""
-    return T.compare_fits(a.fits, b.fits, strategy, fraction)
+def compare(a: TransferResult, b: TransferResult, strategy: str, fraction: float | None = None) -> DayTest:
+    """Paired day-level test of ``b - a`` for one strategy (e.g. chain vs direct, DANN vs none)."""
+    return T.compare_days(a.days, b.days, strategy, fraction)
 
 
 __all__ = ["TransferConfig", "TransferResult", "compare", "run_transfer"]

@@ -1,8 +1,15 @@
 """One study cell: Optuna ask/tell in batches, each batch x seeds x folds trained as populations.
 
+No choice reads a test row. Optuna is told each config's validation loss on fold 0, whose
+validation window ends before the first test block; every fold then keeps the trial with the
+best loss on *its own* validation window (which ends one embargo before its test block and lies
+in no fold's test block; see :mod:`xfer.data.splits`). The per-fold losses are stored on each
+trial (``val_by_fold``), so a resumed cell chooses exactly as an uninterrupted one.
+
 The cell's search state lives in the study's Optuna journal, so a cell interrupted mid-search
-continues where it stopped; its final fits are written once, atomically, to
-``cells/<cell_id>.parquet``: a finished cell is never run again.
+continues where it stopped; its test days are written to ``days/<cell_id>.parquet`` and then
+its final fits, once, atomically, to ``cells/<cell_id>.parquet``: a finished cell is never run
+again.
 """
 
 from __future__ import annotations
@@ -24,9 +31,10 @@ from optuna.trial import TrialState
 
 from xfer.data.store import Store
 from xfer.experiment.config import TRAINING_KNOBS, Candidate
-from xfer.experiment.evaluate import evaluate_fits
+from xfer.experiment.evaluate import baseline_days, evaluate_fits
 from xfer.experiment.fit import fit_candidates
 from xfer.experiment.prepare import Context, prepare
+from xfer.experiment.run import day_frame
 from xfer.io import write_parquet
 from xfer.study.spec import Cell, StudySpec, cells
 from xfer.train.types import MemberResult
@@ -107,6 +115,36 @@ def _by_candidate(by_fold: dict[int, list[MemberResult]], ci: int) -> dict[int, 
             for f, rs in by_fold.items()}
 
 
+def choose_per_fold(trials: list[optuna.trial.FrozenTrial], folds: list[int]) -> dict[int, optuna.trial.FrozenTrial]:
+    """Per fold, the complete trial with the lowest loss on that fold's own validation window."""
+    done = [t for t in trials if t.state == TrialState.COMPLETE and "val_by_fold" in t.user_attrs]
+    return {f: min(done, key=lambda t: (t.user_attrs["val_by_fold"][str(f)], t.number)) for f in folds}
+
+
+def _search(spec: StudySpec, cell: Cell, ctx: Context, study: optuna.Study, report: Report,
+            tracker: Any) -> dict[int, dict[int, list[MemberResult]]]:
+    """Run the cell's remaining trials; return the fits of the trials run in this process."""
+    budget = spec.search.trials_per_cell
+    kept: dict[int, dict[int, list[MemberResult]]] = {}
+    done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    while done < budget:
+        n = min(spec.search.batch_size, budget - done)
+        trials = [study.ask() for _ in range(n)]
+        cands = [candidate(spec, cell, suggest(spec, cell, t)) for t in trials]
+        by_fold = fit_candidates(ctx, cell.fraction, cands)
+        for ci, t in enumerate(trials):
+            fits = _by_candidate(by_fold, ci)
+            per_fold = {str(f): float(np.mean([r.best_val for r in rs])) for f, rs in fits.items()}
+            t.set_user_attr("val_by_fold", per_fold)
+            study.tell(t, per_fold[str(ctx.folds[0].index)])
+            kept[t.number] = fits
+        done += n
+        report({"trials_done": done, "best_val": float(study.best_value), "cell_finished": False})
+        if tracker is not None:
+            tracker.log({"trials_done": done, "best_val_loss": float(study.best_value)}, step=done)
+    return kept
+
+
 def run_cell(spec: StudySpec, study_dir: Path, cell_id: str, store: Store,
              report: Report | None = None, tracker: Any = None) -> Path:
     """Search, fit and evaluate one cell; return the path of its results file."""
@@ -119,48 +157,39 @@ def run_cell(spec: StudySpec, study_dir: Path, cell_id: str, store: Store,
         return out
     ctx: Context = prepare(cell.setup, store, with_source=STRATEGIES[cell.strategy].uses_source)
     study = open_search(spec, study_dir, cell)
+    kept = _search(spec, cell, ctx, study, report, tracker)
     budget = spec.search.trials_per_cell
-    kept: dict[int, dict[int, list[MemberResult]]] = {}
-    done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    while done < budget:
-        n = min(spec.search.batch_size, budget - done)
-        trials = [study.ask() for _ in range(n)]
-        cands = [candidate(spec, cell, suggest(spec, cell, t)) for t in trials]
-        by_fold = fit_candidates(ctx, cell.fraction, cands)
-        for ci, t in enumerate(trials):
-            fits = _by_candidate(by_fold, ci)
-            study.tell(t, float(np.mean([r.best_val for rs in fits.values() for r in rs])))
-            kept[t.number] = fits
-        done += n
-        msg = {"trials_done": done, "best_val": float(study.best_value), "cell_finished": False}
-        report(msg)
-        if tracker is not None:
-            tracker.log({"trials_done": done, "best_val_loss": float(study.best_value)}, step=done)
-    best = study.best_trial
-    fits = kept.get(best.number)
-    if fits is None:  # chosen before an interruption: retrain it (deterministic per seed)
-        fits = _by_candidate(fit_candidates(ctx, cell.fraction, [candidate(spec, cell, best.params)]), 0)
-    rows = []
+    chosen = choose_per_fold(study.get_trials(deepcopy=False), [f.index for f in ctx.folds])
+    rows, days = [], []
     for fold in ctx.folds:
-        rows.extend(evaluate_fits(ctx, fold, cell.fraction, fits[fold.index]))
+        t = chosen[fold.index]
+        fits = kept.get(t.number)
+        if fits is None:  # chosen before an interruption: retrain it (deterministic per seed)
+            fits = _by_candidate(fit_candidates(ctx, cell.fraction, [candidate(spec, cell, t.params)], [fold]), 0)
+        fit_rows, fit_days = evaluate_fits(ctx, fold, cell.fraction, fits[fold.index])
+        p = knob_values(spec, t.params)
+        for r in fit_rows:
+            r.update(trial_number=t.number, lr_ratio=float(p["lr_ratio"]) if cell.strategy != "scratch" else
+                     float("nan"), dann_weight_chosen=float(p["dann_weight"]) if cell.dann else 0.0,
+                     **{k: p[k] for k in all_knobs()})
+        rows.extend(fit_rows)
+        days.extend(fit_days + baseline_days(ctx, fold, cell.fraction))
+    keys = {"pair": cell.pair.pair_id, "source": ",".join(cell.pair.source), "target": cell.pair.target,
+            "chain": cell.chain_id, "dann_weight": 1.0 if cell.dann else 0.0}
+    write_parquet(day_frame(days, keys), study_dir / "days" / f"{cell_id}.parquet")
     frame = pd.DataFrame(rows)
     metric = ctx.metric
-    p = knob_values(spec, best.params)
     frame = frame.assign(
-        pair=cell.pair.pair_id, source=",".join(cell.pair.source), target=cell.pair.target, chain=cell.chain_id,
-        dann_weight=1.0 if cell.dann else 0.0, dann_weight_chosen=float(p["dann_weight"]) if cell.dann else 0.0,
-        metric=metric,
-        val_score=frame["val_loss"], test_score=frame[f"test_{metric}"], cell_id=cell.cell_id,
-        trial_number=best.number, lr_ratio=float(p["lr_ratio"]) if cell.strategy != "scratch" else float("nan"),
-        **{k: p[k] for k in all_knobs()}, trials=budget, seconds=time.perf_counter() - t0,
-        study=spec.name, xfer_version=_version(), torch_version=torch.__version__,
-        python_version=platform.python_version(),
+        **keys, metric=metric, val_score=frame["val_loss"], test_score=frame[f"test_{metric}"], cell_id=cell.cell_id,
+        trials=budget, seconds=time.perf_counter() - t0, study=spec.name, xfer_version=_version(),
+        torch_version=torch.__version__, python_version=platform.python_version(),
     )
     write_parquet(frame, out)
     summary = {"val_score": float(frame["val_score"].mean()), "test_score": float(frame["test_score"].mean()),
                "trials_done": budget, "cell_finished": True}
     report(summary)
     if tracker is not None:
+        best = study.best_trial
         tracker.finish({**summary, "metric": metric, **{f"best_{k}": v for k, v in best.params.items()}})
     return out
 

@@ -12,8 +12,10 @@ moments of every parameter track its gradient each step, and the parameter moves
 where its group is trainable (``torch.where``, so frozen weights stay bit-identical; a
 zeroed gradient alone would not do, Adam's moments would keep moving them).
 
-Every member trains until its validation loss stops improving (``patience`` evaluations)
-and keeps its best-validation weights: a fair chance for scratch and transfer alike.
+Every member trains until its validation loss stops improving and keeps its best-validation
+weights: a fair chance for scratch and transfer alike. It validates after every pass over its
+training rows (at most ``steps_per_epoch`` steps apart, :func:`~xfer.train.types.schedule`), so
+a 130-row window is checked after every step and early stopping can act on a small fit.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from torch import nn
 from torch.func import functional_call, grad_and_value, vmap
 
 from xfer.models.backbones import Backbone
-from xfer.train.types import AuxTask, Data, Member, MemberResult, Params, Rows, TrainConfig
+from xfer.train.types import AuxTask, Data, Member, MemberResult, Params, Rows, TrainConfig, schedule
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
 
@@ -188,13 +190,15 @@ class Population:
         step_fn = vmap(grad_and_value(self._loss), in_dims=(0, 0, 0, 0, 0 if use_aux else None, 0, 0, 0),
                        randomness="different")
         eval_fn = vmap(self._predict, in_dims=(0, None), randomness="different")
-        track = _Tracker(params, P, cfg.patience)
+        sched = schedule(cfg, batches.max_rows)
+        track = _Tracker(params, P, sched.patience, sched.eval_every)
         warm_steps = max(1, cfg.aux_warmup_epochs * cfg.steps_per_epoch)
         step, empty = 0, torch.empty(0)
-        for epoch in range(cfg.max_epochs):
+        for ev in range(sched.max_evals):
             active_dev = track.active.to(dev)
-            rows, drows = batches.epoch()
-            for s in range(cfg.steps_per_epoch):
+            rows, drows = batches.draw(sched.eval_every)
+            for s in range(sched.eval_every):
+                epoch = step // cfg.steps_per_epoch  # nominal epoch: the unit of unfreeze schedules
                 xd = self.aux.data.gather(drows[s], self.window) if use_aux and self.aux else empty
                 coeff = hp.aux_coeff * (self.aux.loss.coeff(min(1.0, step / warm_steps)) if self.aux else 0.0)
                 grads, _ = step_fn(params, anchor, data.gather(rows[s], self.window), data.y[rows[s]],
@@ -205,7 +209,7 @@ class Population:
             with torch.no_grad():
                 vloss = torch.mean((eval_fn(params, xv)[0] - yv) ** 2, dim=1).cpu()
             self.net.train()
-            if not track.update(params, vloss, epoch, hp.last_unfreeze):
+            if not track.update(params, vloss, ev, step, (step - 1) // cfg.steps_per_epoch, hp.last_unfreeze):
                 break
         self.net.eval()
         metric = self._aux_metric(track.best, data, vrows) if use_aux else None
@@ -236,6 +240,7 @@ class _Batches:
         self.gens = [torch.Generator().manual_seed(m.seed) for m in members]
         pool_list = [train_rows(m.train, window) for m in members]
         self.span = torch.tensor([len(p) for p in pool_list])
+        self.max_rows = int(self.span.max())
         self.pools = torch.zeros((len(members), int(self.span.max())), dtype=torch.long)
         for i, p in enumerate(pool_list):
             self.pools[i, : len(p)] = p
@@ -243,9 +248,9 @@ class _Batches:
         # one generator per member: a member's auxiliary rows do not depend on its population
         self.dgens = [torch.Generator().manual_seed(m.seed + 7919) for m in members] if aux else []
 
-    def epoch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(steps, P, batch) row indices of the main stream and of the auxiliary stream."""
-        n, B, P = self.cfg.steps_per_epoch, self.cfg.batch_size, len(self.gens)
+    def draw(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(n steps, P, batch) row indices of the main stream and of the auxiliary stream."""
+        B, P = self.cfg.batch_size, len(self.gens)
         u = torch.stack([torch.rand((n, B), generator=g) for g in self.gens], dim=1)
         pos = (u * self.span.view(1, P, 1)).long()
         rows = torch.gather(self.pools.unsqueeze(0).expand(n, -1, -1), 2, pos)
@@ -256,25 +261,30 @@ class _Batches:
 
 
 class _Tracker:
-    """Early stopping per member: best weights, best epoch, patience, validation curves."""
+    """Early stopping per member: best weights, best validation and step, patience, curves."""
 
-    def __init__(self, params: Params, P: int, patience: int) -> None:
+    def __init__(self, params: Params, P: int, patience: int, eval_every: int) -> None:
         self.best = {k: v.clone() for k, v in params.items()}
         self.best_val = torch.full((P,), math.inf)
         self.best_epoch = torch.zeros(P, dtype=torch.long)
+        self.best_step = torch.zeros(P, dtype=torch.long)
+        self.eval_every = eval_every
         self.active = torch.ones(P, dtype=torch.bool)
         self.bad = torch.zeros(P, dtype=torch.long)
         self.epochs = torch.zeros(P, dtype=torch.long)
         self.curves: list[list[float]] = [[] for _ in range(P)]
         self.patience = patience
 
-    def update(self, params: Params, vloss: torch.Tensor, epoch: int, last_unfreeze: torch.Tensor) -> bool:
-        """Record one validation; return whether any member is still training."""
+    def update(self, params: Params, vloss: torch.Tensor, ev: int, step: int, epoch: int,
+               last_unfreeze: torch.Tensor) -> bool:
+        """Record validation ``ev`` (after ``step`` steps, in nominal ``epoch``); return whether
+        any member is still training. A member waiting for a group to unfreeze keeps going."""
         improved = self.active & (vloss < self.best_val)
         for k in params:
             self.best[k] = torch.where(_bcast(improved.to(params[k].device), params[k]), params[k], self.best[k])
         self.best_val = torch.where(improved, vloss, self.best_val)
-        self.best_epoch = torch.where(improved, torch.tensor(epoch), self.best_epoch)
+        self.best_epoch = torch.where(improved, torch.tensor(ev), self.best_epoch)
+        self.best_step = torch.where(improved, torch.tensor(step), self.best_step)
         self.bad = torch.where(improved, torch.zeros_like(self.bad), self.bad + self.active.long())
         for i in range(len(self.curves)):
             if self.active[i]:
@@ -289,7 +299,8 @@ class _Tracker:
             bp = {k[len("backbone."):]: v[i].detach().clone() for k, v in self.best.items() if k.startswith("backbone.")}
             out.append(MemberResult(
                 member=m, params=bp, best_val=float(self.best_val[i]), best_epoch=int(self.best_epoch[i]),
-                epochs=int(self.epochs[i]), val_curve=self.curves[i],
+                epochs=int(self.epochs[i]), val_curve=self.curves[i], best_step=int(self.best_step[i]),
+                eval_every=self.eval_every,
                 aux_metric=float(metric[i]) if metric is not None and m.aux_weight > 0 else None))
         return out
 

@@ -15,7 +15,7 @@ import torch
 
 from xfer.models.backbones import Backbone
 from xfer.train.population import Population, even_rows, train_rows
-from xfer.train.types import Data, GroupPlan, Member, MemberResult, Rows, TrainConfig
+from xfer.train.types import Data, GroupPlan, Member, MemberResult, Rows, TrainConfig, schedule
 
 
 def param_groups(model: Any, plan: GroupPlan, base_lr: float, epoch: int = 0) -> list[dict[str, Any]]:
@@ -56,14 +56,16 @@ def train_one(backbone: Backbone, member: Member, data: Data, val: Rows,
     xv, yv = data.gather(vrows, backbone.window), data.y[vrows]
     last_unfreeze = max((e for e in member.plan.unfreeze_epoch if math.isfinite(e)), default=0.0)
     best = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    best_val, best_epoch, bad, curve = math.inf, 0, 0, []
-    for epoch in range(cfg.max_epochs):
-        for g, new in zip(opt.param_groups, param_groups(model, member.plan, member.lr, epoch), strict=True):
-            g["lr"] = new["lr"]
-        u = torch.rand((cfg.steps_per_epoch, cfg.batch_size), generator=gen)
+    sched = schedule(cfg, len(pool))
+    best_val, best_epoch, best_step, bad, curve, step = math.inf, 0, 0, 0, [], 0
+    for ev in range(sched.max_evals):
+        u = torch.rand((sched.eval_every, cfg.batch_size), generator=gen)
         rows = pool[(u * len(pool)).long()]
         model.train()
-        for s in range(cfg.steps_per_epoch):
+        for s in range(sched.eval_every):
+            epoch = step // cfg.steps_per_epoch
+            for g, new in zip(opt.param_groups, param_groups(model, member.plan, member.lr, epoch), strict=True):
+                g["lr"] = new["lr"]
             pred = model(data.gather(rows[s], backbone.window))
             loss = torch.mean((pred - data.y[rows[s]]) ** 2)
             if l2sp:
@@ -73,16 +75,17 @@ def train_one(backbone: Backbone, member: Member, data: Data, val: Rows,
             opt.zero_grad(set_to_none=False)
             loss.backward()
             opt.step()
+            step += 1
         model.eval()
         with torch.no_grad():
             vloss = float(torch.mean((model(xv) - yv) ** 2))
         curve.append(vloss)
         if vloss < best_val:
-            best_val, best_epoch, bad = vloss, epoch, 0
+            best_val, best_epoch, best_step, bad = vloss, ev, step, 0
             best = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             bad += 1
-        if bad >= cfg.patience and epoch >= last_unfreeze:
+        if bad >= sched.patience and (step - 1) // cfg.steps_per_epoch >= last_unfreeze:
             break
     return MemberResult(member=member, params=best, best_val=best_val, best_epoch=best_epoch,
-                        epochs=len(curve), val_curve=curve)
+                        epochs=len(curve), val_curve=curve, best_step=best_step, eval_every=sched.eval_every)

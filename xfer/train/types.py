@@ -9,6 +9,8 @@ backbone's representation with its own head and data stream (DANN is one, in
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -47,14 +49,45 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     batch_size: int = Field(default=256, ge=1, description="Rows per step.")
-    steps_per_epoch: int = Field(default=25, ge=1, description="Steps between two validations.")
-    max_epochs: int = Field(default=40, ge=1, description="Upper bound on epochs.")
-    patience: int = Field(default=5, ge=1, description="Epochs without improvement before stopping.")
+    steps_per_epoch: int = Field(default=25, ge=1, description="Steps of a nominal epoch: the most "
+                                 "steps between two validations, and the unit of unfreeze schedules.")
+    max_epochs: int = Field(default=40, ge=1, description="Step budget: max_epochs x steps_per_epoch steps.")
+    patience: int = Field(default=5, ge=1, description="Validations without improvement before stopping.")
+    pass_epochs: bool = Field(
+        default=True, description="Validate after every pass over the training rows (at most "
+        "steps_per_epoch steps apart): 130 training rows at batch 256 are then checked after every "
+        "step, not after 25 steps (~50 passes), so early stopping can act on a small window. "
+        "False: validate every steps_per_epoch steps.")
+    min_patience_steps: int = Field(
+        default=25, ge=0, description="Patience covers at least this many steps, so a validation "
+        "after every step does not stop a fit on one noisy reading.")
     eval_rows: int = Field(default=4096, ge=16, description="Validation rows (evenly spaced if more).")
     aux_warmup_epochs: int = Field(
         default=5, ge=1, description="Epochs over which an auxiliary loss's coefficient ramps up "
         "(DANN's reversal strength). Tied to epochs: early stopping ends most fits long before "
         "max_epochs, and a ramp over the nominal budget would stay weak for the whole fit.")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When a fit validates and stops, for a given number of training rows."""
+
+    eval_every: int
+    """Optimiser steps between two validations."""
+    max_evals: int
+    """Validations in the step budget (``max_epochs x steps_per_epoch`` steps, rounded up)."""
+    patience: int
+    """Validations without improvement before a member stops."""
+
+
+def schedule(cfg: TrainConfig, n_rows: int) -> Schedule:
+    """The validation schedule of ``cfg`` for a training window of ``n_rows`` rows."""
+    every = cfg.steps_per_epoch
+    if cfg.pass_epochs:
+        every = min(every, max(1, math.ceil(n_rows / cfg.batch_size)))
+    budget = cfg.max_epochs * cfg.steps_per_epoch
+    patience = max(cfg.patience, math.ceil(cfg.min_patience_steps / every)) if cfg.pass_epochs else cfg.patience
+    return Schedule(every, math.ceil(budget / every), patience)
 
 
 @dataclass
@@ -87,8 +120,14 @@ class MemberResult:
     """Best-validation backbone weights."""
     best_val: float
     best_epoch: int
+    """Index of the validation whose weights were kept (0 = the first)."""
     epochs: int
+    """Validations run."""
     val_curve: list[float]
+    best_step: int = 0
+    """Optimiser steps taken by the kept weights: the stopping point."""
+    eval_every: int = 0
+    """Steps between two validations of this fit."""
     aux_metric: float | None = None
     """The auxiliary task's held-out metric (DANN: discriminator accuracy), if any."""
 
