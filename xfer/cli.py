@@ -457,13 +457,20 @@ def study_resume(
 def _print_study(res: Any) -> None:
     v = res.tables["verdicts"]
     t = Table(title=f"verdicts ({res.cells_run} of {res.cells_total} cells run in {res.seconds:.0f}s) -> {res.study_dir}")
-    for c in ("pair", "chain", "dann", "strategy", "fraction", "test", "scratch", "delta [95% CI]", "verdict"):
+    for c in ("pair", "chain", "dann", "strategy", "fraction", "test", "scratch", "best baseline",
+              "delta [95% CI]", "p (Holm)", "+/- detectable", "verdict"):
         t.add_column(c)
     for r in v[v["strategy"] != "scratch"].to_dict("records"):
+        below = "" if r["beats_baseline"] else " [below baseline]"
         t.add_row(r["pair"], r["chain"], f"{r['dann_weight']:g}", r["strategy"], f"{r['fraction']:g}",
                   f"{r['test_score']:.4f}", f"{r['scratch_score']:.4f}",
-                  f"{r['delta']:+.4f} [{r['delta_ci_low']:+.4f}, {r['delta_ci_high']:+.4f}]", r["verdict"])
+                  f"{r['best_baseline']} {r['best_baseline_score']:.4f}",
+                  f"{r['delta']:+.4f} [{r['delta_ci_low']:+.4f}, {r['delta_ci_high']:+.4f}]",
+                  f"{r['p_adjusted']:.3f}", f"{r['detectable_effect']:.4f}", r["verdict"] + below)
     out.print(t)
+    if len(v):
+        out.print(f"verdicts read Holm-adjusted p-values over the study's {int(v['n_comparisons'].iloc[0])} "
+                  "comparisons (day-level block bootstrap over test days and seeds)", highlight=False)
     sz = res.tables["sizing"]
     if len(sz) and sz["strategy"].ne("scratch").any():
         s = Table(title="required fraction to match scratch at full data vs the article's rule of thumb")

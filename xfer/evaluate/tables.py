@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from xfer.errors import XferInputError
 from xfer.evaluate.contract import (
     BASELINES,
     COMPARISON_COLUMNS,
@@ -41,7 +42,7 @@ ALL_BASELINES = frozenset(b for bs in BASELINES.values() for b in bs)
 CELL_KEYS = ["pair", "source", "target", "chain", "strategy", "fraction", "dann_weight"]
 
 
-class StaleTableError(ValueError):
+class StaleTableError(XferInputError):
     """A results table lacks columns this version needs (written by an older xfer)."""
 
 
@@ -50,8 +51,9 @@ def require_columns(frame: pd.DataFrame, needed: Iterable[str], what: str) -> No
     missing = [c for c in needed if c not in frame.columns]
     if missing:
         raise StaleTableError(
-            f"{what}: missing column(s) {', '.join(missing)}. It was written by an older xfer "
-            "(before day-level verdicts); re-run the study into a new directory.")
+            file=what, field="columns", expected=f"the columns of this xfer's contract ({', '.join(missing)})",
+            found=f"a table without {', '.join(missing)}",
+            hint="written by an older xfer (before day-level verdicts); re-run the study into a new directory")
 
 
 # ----------------------------------------------------------------------- day matrices

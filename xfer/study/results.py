@@ -32,9 +32,9 @@ def collect(study_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     missing = [p for p in day_files if not p.exists()]
     if missing:
         raise T.StaleTableError(
-            f"{study_dir}: finished cell(s) without test days ({missing[0].relative_to(study_dir)}"
-            f"{' and more' if len(missing) > 1 else ''}): written by an older xfer (before day-level "
-            "verdicts); re-run the study into a new directory.")
+            file=missing[0], field="days", expected="the test days of every finished cell",
+            found=f"no such file ({len(missing)} cell(s) without test days)",
+            hint="written by an older xfer (before day-level verdicts); re-run the study into a new directory")
     days = _union(day_files, PREDICTION_COLUMNS)
     if len(res):
         T.require_columns(res, RESULTS_COLUMNS, str(files[0]))
