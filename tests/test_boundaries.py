@@ -79,7 +79,7 @@ def test_core_imports_without_ray_optuna_wandb() -> None:
         sys.meta_path.insert(0, Block())
         import xfer.data, xfer.models.backbones, xfer.transfer.strategies, xfer.transfer.dann
         import xfer.train.population, xfer.train.sequential, xfer.experiment.run
-        import xfer.evaluate.metrics, xfer.evaluate.verdict, xfer.evaluate.importance, xfer.evaluate.domain
+        import xfer.evaluate.metrics, xfer.evaluate.tables, xfer.evaluate.inference, xfer.evaluate.baselines, xfer.evaluate.importance, xfer.evaluate.domain
         import xfer.evaluate.tables
         print("ok", sorted(m for m in sys.modules if m.split(".")[0] in {"ray", "optuna", "wandb"}))
         """

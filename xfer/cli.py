@@ -202,7 +202,7 @@ def data_features(
         raise XferInputError(field="--out", expected="a path ending in .parquet", found=str(out_path))
     m = _store(store).load(market)
     fm = build_features(m.frame, target=target, horizon=horizon)  # type: ignore[arg-type]
-    write_parquet(fm.data, out_path)
+    write_parquet(fm.data[["date", *fm.feature_names, "target"]], out_path)
     fams = {k: len(v) for k, v in fm.families.items()}
     err.print(
         f"{market}: {len(fm.data)} rows x {len(fm.feature_names)} features {fams}, target "

@@ -20,7 +20,9 @@ import pytest
 
 import xfer.io as xfer_io
 import xfer.report.html as report_html
+from xfer.errors import XferInputError
 from xfer.evaluate.contract import (
+    BASELINES,
     COMPARISON_COLUMNS,
     CURVE_COLUMNS,
     RESULTS_COLUMNS,
@@ -28,6 +30,7 @@ from xfer.evaluate.contract import (
     SIZING_COLUMNS,
     VERDICT_COLUMNS,
 )
+from xfer.evaluate.tables import StaleTableError
 from xfer.report import render_report, write_report
 
 PAIRS = {"us_stocks->wti": ("us_stocks", "wti"), "spx,ndx->gold": ("spx,ndx", "gold")}
@@ -51,6 +54,17 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 NEGATIVE_CELL = ("us_stocks->wti", "direct", "head_only", 0.1)
 NEGATIVE_DELTA = -0.0312
 INF_CELL = ("spx,ndx->gold", "a>b", "full")
+BELOW_BASELINE_CELL = ("spx,ndx->gold", "direct", "head_only", 0.5)
+"""The one cell that is positive against scratch but does not beat its best baseline."""
+BELOW_BASELINE_DELTA = 0.0456
+INCONCLUSIVE_HALF_WIDTH = 0.0234
+METRIC = "r2_oos"
+VOL_BASELINES = BASELINES["volatility"]
+BADGE = '<span class="badge below-baseline">'
+OLD_VERDICT_COLUMNS = ("pair", "source", "target", "chain", "strategy", "fraction", "dann_weight",
+                       "metric", "test_score", "scratch_score", "delta", "delta_ci_low",
+                       "delta_ci_high", "verdict", "n_pairs")
+"""verdicts.parquet as written before day-level verdicts."""
 
 
 def _cells() -> Iterator[tuple[str, str, str, str, str, float]]:
@@ -73,14 +87,17 @@ def _results() -> pd.DataFrame:
                 row = {
                     "pair": pair, "source": source, "target": target, "chain": chain,
                     "strategy": strategy, "fraction": fraction, "dann_weight": 0.0,
-                    "seed": seed, "fold": fold, "metric": "r2", "val_score": 0.9 - score,
+                    "seed": seed, "fold": fold, "metric": METRIC, "val_score": 0.9 - score,
                     "test_score": score, "cell_id": f"c{i}", "trial_number": seed,
                     "lr": 1e-3 if strategy == "scratch" else 1e-4,
                     "weight_decay": 1e-4, "lr_ratio": 1.0 if strategy == "scratch" else 0.1,
-                    "epochs": 20, "best_epoch": 12, "n_train": int(1000 * fraction),
+                    "epochs": 20, "best_epoch": 12, "best_step": 360, "eval_every": 30,
+                    "n_train": int(1000 * fraction),
                     "n_test": 250, "test_start": f"202{fold}-01-02", "test_end": f"202{fold}-12-30",
-                    "seconds": 1.5, "test_r2": score, "test_qlike": 0.3,
-                    "regime_high_vol_r2": score - 0.05, "regime_low_vol_r2": score + 0.05,
+                    "seconds": 1.5, "test_qlike": 0.3,
+                    "test_r2": score, "test_ic": 0.05,
+                    f"regime_high_vol_{METRIC}": score - 0.05,
+                    f"regime_low_vol_{METRIC}": score + 0.05,
                     "domain_acc": float("nan"), "domain_probe_acc": float("nan"),
                 }
                 row.update({f"importance_{f}": 0.01 * (k + 1) * (2 if strategy == "scratch"
@@ -95,29 +112,55 @@ def _results() -> pd.DataFrame:
 def _verdicts() -> pd.DataFrame:
     rows = []
     for i, (pair, source, target, chain, strategy, fraction) in enumerate(_cells()):
+        beats, p = True, 0.01
         if strategy == "scratch":
-            delta, lo, hi, verdict = 0.0, 0.0, 0.0, "baseline"
+            delta, lo, hi, verdict, p = 0.0, 0.0, 0.0, "baseline", math.nan
         elif (pair, chain, strategy, fraction) == NEGATIVE_CELL:
-            delta, lo, hi, verdict = NEGATIVE_DELTA, -0.05, -0.01, "negative"
+            delta, lo, hi, verdict, beats = NEGATIVE_DELTA, -0.05, -0.01, "negative", False
+        elif (pair, chain, strategy, fraction) == BELOW_BASELINE_CELL:
+            delta, lo, hi, verdict, beats = BELOW_BASELINE_DELTA, 0.02, 0.07, "positive", False
         elif i % 2:
             delta, lo, hi, verdict = 0.0101 * i, 0.001, 0.02 * i, "positive"
         else:
-            delta, lo, hi, verdict = 0.0007 * i, -0.01, 0.01, "inconclusive"
+            delta, verdict, p = 0.0007 * i, "inconclusive", 0.4
+            lo, hi = delta - INCONCLUSIVE_HALF_WIDTH, delta + INCONCLUSIVE_HALF_WIDTH
+        base = {"har_rv": 0.25, "ewma": 0.2}
         rows.append({"pair": pair, "source": source, "target": target, "chain": chain,
                      "strategy": strategy, "fraction": fraction, "dann_weight": 0.0,
-                     "metric": "r2", "test_score": 0.3 + delta, "scratch_score": 0.3,
-                     "delta": delta, "delta_ci_low": lo, "delta_ci_high": hi,
-                     "verdict": verdict, "n_pairs": 4})
-    return pd.DataFrame(rows, columns=list(VERDICT_COLUMNS))
+                     "metric": METRIC, "test_score": 0.3 + delta, "scratch_score": 0.3,
+                     "delta": delta, "delta_ci_low": lo, "delta_ci_high": hi, "p_value": p / 4,
+                     "p_adjusted": p, "adjustment": "holm", "n_comparisons": 0,
+                     "verdict": verdict,
+                     "detectable_effect": math.nan if strategy == "scratch" else (hi - lo) / 2,
+                     "n_days": 480, "n_seeds": 2, "block_length": 6.5 if i % 3 else 9.0,
+                     "best_baseline": "har_rv", "best_baseline_score": base["har_rv"],
+                     "delta_vs_baseline": 0.01 if beats else -0.002,
+                     "delta_vs_baseline_ci_low": 0.004 if beats else -0.01,
+                     "delta_vs_baseline_ci_high": 0.02, "beats_baseline": beats,
+                     **{f"baseline_{n}_score": base[n] for n in VOL_BASELINES}})
+    frame = pd.DataFrame(rows)
+    frame["n_comparisons"] = int((frame["strategy"] != "scratch").sum())
+    assert list(frame.columns[:len(VERDICT_COLUMNS)]) == list(VERDICT_COLUMNS)
+    return frame
+
+
+def _n_comparisons() -> int:
+    return int(_verdicts()["n_comparisons"].iloc[0])
 
 
 def _curves() -> pd.DataFrame:
+    """Every model cell's curve, plus the baselines' (chain direct, DANN off) per pair."""
     rows = [{"pair": pair, "source": source, "target": target, "chain": chain,
-             "strategy": strategy, "dann_weight": 0.0, "fraction": fraction, "metric": "r2",
+             "strategy": strategy, "dann_weight": 0.0, "fraction": fraction, "metric": METRIC,
              "mean": 0.1 + 0.2 * fraction + LIFT[strategy],
              "ci_low": 0.07 + 0.2 * fraction + LIFT[strategy],
-             "ci_high": 0.13 + 0.2 * fraction + LIFT[strategy], "n": 4}
+             "ci_high": 0.13 + 0.2 * fraction + LIFT[strategy], "n": 480}
             for pair, source, target, chain, strategy, fraction in _cells()]
+    rows += [{"pair": pair, "source": source, "target": target, "chain": "direct",
+              "strategy": name, "dann_weight": 0.0, "fraction": fraction, "metric": METRIC,
+              "mean": 0.2 + 0.01 * k, "ci_low": 0.15, "ci_high": 0.25, "n": 480}
+             for pair, (source, target) in PAIRS.items() for k, name in enumerate(VOL_BASELINES)
+             for fraction in FRACTIONS]
     return pd.DataFrame(rows, columns=list(CURVE_COLUMNS))
 
 
@@ -129,7 +172,7 @@ def _sizing() -> pd.DataFrame:
         inf = (pair, chain, strategy) == INF_CELL
         req = math.inf if inf else {"scratch": 1.0, "head_only": 0.1, "full": 0.5}[strategy]
         rows.append({"pair": pair, "source": source, "target": target, "chain": chain,
-                     "strategy": strategy, "dann_weight": 0.0, "metric": "r2",
+                     "strategy": strategy, "dann_weight": 0.0, "metric": METRIC,
                      "required_fraction": req, "ci_low": 0.1 if not inf else math.inf,
                      "ci_high": math.inf, "reached_share": 0.0 if inf else 0.8,
                      "rule_of_thumb": RULE_OF_THUMB.get(strategy)})
@@ -142,12 +185,14 @@ def _comparisons() -> pd.DataFrame:
         for strategy in ("head_only", "full"):
             rows.append({"pair": pair, "kind": "chain_vs_direct", "variant": "a>b",
                          "baseline": "direct", "strategy": strategy, "fraction": 0.5,
-                         "metric": "r2", "delta": 0.0123, "delta_ci_low": 0.002,
-                         "delta_ci_high": 0.03, "verdict": "positive", "n_pairs": 4})
-        rows.append({"pair": pair, "kind": "dann_vs_none", "variant": EVIL, "baseline": "0.0",
-                     "strategy": "full", "fraction": 1.0, "metric": "r2", "delta": -0.0044,
-                     "delta_ci_low": -0.01, "delta_ci_high": 0.003, "verdict": "inconclusive",
-                     "n_pairs": 4})
+                         "metric": METRIC, "delta": 0.0123, "delta_ci_low": 0.002,
+                         "delta_ci_high": 0.03, "p_value": 0.002, "p_adjusted": 0.012,
+                         "verdict": "positive", "detectable_effect": 0.014, "n_days": 480})
+        rows.append({"pair": pair, "kind": "dann_vs_none", "variant": EVIL, "baseline": "none",
+                     "strategy": "full", "fraction": 1.0, "metric": METRIC, "delta": -0.0044,
+                     "delta_ci_low": -0.01, "delta_ci_high": 0.003, "p_value": 0.2,
+                     "p_adjusted": 0.6, "verdict": "inconclusive", "detectable_effect": 0.0065,
+                     "n_days": 480})
     return pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
 
 
@@ -242,7 +287,8 @@ def test_header_counts_metric_and_target(page: str) -> None:
     assert facts["Pairs"] == str(len(PAIRS)) and facts["Fits"] == str(len(_results()))
     assert facts["Cells"] == str(len(list(_cells())))
     assert facts["Seeds"] == "2" and facts["Folds"] == "2"
-    assert facts["Metric"].startswith("r2") and facts["Target type"] == "volatility"
+    assert facts["Metric"].startswith(f"{METRIC} (higher is better)")
+    assert facts["Target type"] == "volatility"
 
 
 def test_headline_shows_verdicts_and_deltas(page: str) -> None:
@@ -372,5 +418,174 @@ def test_sizing_axis_is_log_when_fractions_span_over_10x(fractions: tuple[float,
                                                          scale: str) -> None:
     curve = pd.DataFrame({"strategy": "full", "fraction": fractions, "mean": 0.1,
                           "ci_low": 0.0, "ci_high": 0.2})
-    fig = report_html._curve_figure(curve, curve.assign(strategy="scratch"), "p | direct", "r2")
+    fig = report_html._curve_figure(curve, curve.assign(strategy="scratch"), "p | direct", METRIC)
     assert fig.axes[0].get_xscale() == scale
+
+
+# --------------------------------------------------------------------------- day-level verdicts
+
+
+def _row_of(rows: list[str], pair: str, chain: str, strategy: str, fraction: float) -> str:
+    esc = {k: v.replace(">", "&gt;") for k, v in (("pair", pair), ("chain", chain))}
+    found = [r for r in rows if f"<td>{esc['pair']}</td><td>{esc['chain']}</td><td>{strategy}</td>"
+             f"<td>{report_html.fmt_fraction(fraction)}</td>" in r]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_headline_states_estimand_adjustment_and_new_columns(page: str) -> None:
+    headline = section(page, "headline")
+    header, *rows = table_rows(headline)
+    for name in (f"test {METRIC}", f"scratch {METRIC}", f"best baseline ({METRIC})",
+                 "delta vs scratch", "95% CI (unadjusted)", "p (adjusted)", "detectable effect",
+                 "verdict", "vs best baseline [95% CI]", "days × seeds"):
+        assert f"<th>{name}</th>" in header, name
+    assert "n pairs" not in page and "n_pairs" not in page
+    sentence = re.search(r'<p class="note">(delta is the expected per-day.*?)</p>', headline, re.S)
+    assert sentence, headline[:500]
+    text = sentence.group(1)
+    assert f"expected per-day {METRIC} difference between the cell and scratch on the target" in text
+    assert "stationary bootstrap, Politis-White block length ≥ the label horizon, here 6.5–9 days" in text
+    assert f"Holm over {_n_comparisons()} comparisons at 5%" in text
+    assert _n_comparisons() == len(_verdicts()) - len(PAIRS) * len(FRACTIONS)  # scratch is not tested
+    first = _row_of(rows, *NEGATIVE_CELL)
+    assert "<td>har_rv 0.2500</td>" in first and "<td>480 × 2</td>" in first
+    assert "<td>0.010</td>" in first  # adjusted p
+    assert "<td>-0.0020 [-0.0100, +0.0200]</td>" in first  # vs best baseline
+
+
+def test_inconclusive_rows_show_the_detectable_effect(page: str) -> None:
+    rows = table_rows(section(page, "headline"))
+    inconclusive = [r for r in rows if '<td class="v-inconclusive">' in r]
+    assert inconclusive
+    for r in inconclusive:
+        assert f"<td>±{INCONCLUSIVE_HALF_WIDTH:.4f}</td>" in r and "<td>0.400</td>" in r
+    scratch = [r for r in rows if '<td class="v-baseline">' in r]
+    assert scratch and all("<td>—</td>" in r for r in scratch)  # no p, no detectable effect
+
+
+def test_below_baseline_mark_on_that_row_only(page: str) -> None:
+    rows = table_rows(section(page, "headline"))
+    marked = [r for r in rows if BADGE in r]
+    assert marked == [_row_of(rows, *BELOW_BASELINE_CELL)]
+    assert f"{BELOW_BASELINE_DELTA:+.4f}" in marked[0]
+    assert '<td class="v-positive below-baseline">positive ' in marked[0]
+    # the negative cell also fails to beat its baseline, but it is not positive: no mark
+    assert BADGE not in _row_of(rows, *NEGATIVE_CELL)
+    matrix = section(page, "matrix")
+    assert matrix.count(BADGE) == 1
+    group = matrix.split("<h3>spx,ndx-&gt;gold | direct</h3>")[1].split("<h3>")[0]
+    assert f"positive {BELOW_BASELINE_DELTA:+.4f} {BADGE}" in group
+    assert page.count(BADGE) == 2  # the headline row and its matrix cell
+
+
+@pytest.mark.parametrize(("verdict", "best", "beats", "marked"), [
+    ("positive", "har_rv", False, True),
+    ("positive", "har_rv", True, False),
+    ("positive", "", False, False),          # no baseline fitted: no false alarm
+    ("positive", None, False, False),
+    ("positive", "ridge", None, False),      # unknown is not "below"
+    ("inconclusive", "zero", False, False),
+    ("negative", "ewma", False, False),
+    ("baseline", "ewma", False, False),
+])
+def test_below_baseline_rule(verdict: str, best: str | None, beats: bool | None,
+                             marked: bool) -> None:
+    rec = {"verdict": verdict, "best_baseline": best, "beats_baseline": beats}
+    assert report_html._below_baseline(rec) is marked
+
+
+def test_comparisons_show_adjusted_p_detectable_effect_and_days(page: str) -> None:
+    comparisons = section(page, "comparisons")
+    assert f"Holm over {len(_comparisons())} comparisons (this table)" in comparisons
+    header = table_rows(comparisons)[0]
+    for name in ("p (adjusted)", "detectable effect", "n days"):
+        assert f"<th>{name}</th>" in header
+    rows = [r for r in table_rows(comparisons) if "+0.0123" in r]
+    assert rows and all("<td>0.012</td><td>±0.0140</td>" in r and "<td>480</td>" in r
+                        for r in rows)
+
+
+def test_curves_draw_baselines_as_reference_lines_not_strategies(page: str) -> None:
+    curves = section(page, "curves")
+    figures = _curves().query("strategy not in @VOL_BASELINES")[["pair", "chain"]].drop_duplicates()
+    assert curves.count("<img ") == len(figures)  # no figure of its own for a baseline
+    assert "har_rv" not in curves.split("<h3>", 1)[1]  # nor a heading
+    curve = _curves()
+    g = curve[(curve["pair"] == "us_stocks->wti") & (curve["chain"] == "a>b")]
+    base = curve[(curve["pair"] == "us_stocks->wti") & curve["strategy"].isin(VOL_BASELINES)]
+    ref = curve[(curve["pair"] == "us_stocks->wti") & (curve["strategy"] == "scratch")]
+    fig = report_html._curve_figure(g, ref, "us_stocks->wti | a>b", METRIC, base)
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    for name in VOL_BASELINES:
+        line = lines[f"{name} (baseline)"]
+        assert line.get_linestyle() == "--"
+        assert list(line.get_xdata()) == list(FRACTIONS)
+    assert {"scratch", "head_only", "full"} <= set(lines)
+
+
+def test_hyperparameters_show_best_step_and_best_epoch_only_if_present(
+        page: str, tmp_path: Path) -> None:
+    header = table_rows(section(page, "hyperparameters"))[0]
+    assert "<th>mean best step</th>" in header and "<th>eval every (steps)</th>" in header
+    assert "<th>mean best epoch</th>" in header
+    assert "<td>360</td><td>30</td><td>12</td>" in section(page, "hyperparameters")
+    root = make_study(tmp_path / "s")
+    _results().drop(columns=["best_epoch"]).to_parquet(root / "results.parquet")
+    hyper = section(render_report(root), "hyperparameters")
+    assert "best epoch" not in hyper and "<td>360</td><td>30</td></tr>" in hyper
+
+
+@pytest.mark.parametrize(("metric", "target"), [("r2_oos", "volatility"), ("skill", "return"),
+                                                ("r2", "volatility"), ("ic", "return"),
+                                                ("mse", "unknown")])
+def test_target_type_from_the_metric(metric: str, target: str) -> None:
+    results = pd.DataFrame({"metric": [metric]})
+    study = report_html.Study(Path("."), "s", {}, results)
+    assert report_html._target_type(study) == target
+
+
+def _make_old_study(root: Path) -> Path:
+    """A study directory written before day-level verdicts: n_pairs, no p-values, no baselines."""
+    make_study(root)
+    old = _verdicts().assign(metric="r2", n_pairs=4)[list(OLD_VERDICT_COLUMNS)]
+    old.to_parquet(root / "verdicts.parquet")
+    return root
+
+
+def test_old_verdicts_name_every_missing_column(tmp_path: Path) -> None:
+    root = _make_old_study(tmp_path / "old")
+    with pytest.raises(StaleTableError) as info:
+        write_report(root)
+    message = str(info.value)
+    assert isinstance(info.value, XferInputError) and isinstance(info.value, ValueError)
+    assert message.startswith(f"{root / 'verdicts.parquet'}: columns: ")
+    missing = [c for c in VERDICT_COLUMNS if c not in OLD_VERDICT_COLUMNS]
+    assert "p_adjusted" in missing and "beats_baseline" in missing
+    listed = message.split("missing column(s) ", 1)[1].split(" (hint", 1)[0]
+    assert listed.split(", ") == missing
+    assert "older xfer" in message and "re-run the study" in message
+    assert not (root / "report.html").exists()
+
+
+def test_every_stale_file_is_named_at_once(tmp_path: Path) -> None:
+    root = _make_old_study(tmp_path / "old")
+    _results().drop(columns=["best_step", "eval_every"]).to_parquet(root / "results.parquet")
+    _comparisons().drop(columns=["p_value", "p_adjusted", "detectable_effect", "n_days"]).assign(
+        n_pairs=4).to_parquet(root / "comparisons.parquet")
+    with pytest.raises(StaleTableError) as info:
+        render_report(root)
+    message = str(info.value)
+    assert message.startswith(f"{root}: columns: ")
+    assert "results.parquet missing column(s) best_step, eval_every;" in message
+    assert "comparisons.parquet missing column(s) p_value, p_adjusted, detectable_effect, n_days" \
+        in message
+    assert "verdicts.parquet missing column(s) p_value, p_adjusted," in message
+
+
+def test_cli_report_on_old_study_exits_2_with_the_message(tmp_path: Path, cli) -> None:
+    root = _make_old_study(tmp_path / "old")
+    r = cli("report", str(root))
+    assert r.code == 2
+    assert "verdicts.parquet" in r.err and "p_adjusted" in r.err and "Traceback" not in r.err
+    assert not (root / "report.html").exists()

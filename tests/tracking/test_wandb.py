@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -23,8 +23,10 @@ import pytest
 
 from xfer.errors import XferInputError
 from xfer.evaluate.contract import (
+    BASELINES,
     COMPARISON_COLUMNS,
     CURVE_COLUMNS,
+    PREDICTION_COLUMNS,
     RESULTS_COLUMNS,
     RULE_OF_THUMB,
     SIZING_COLUMNS,
@@ -51,6 +53,15 @@ DELTA = {"head_only": (0.05, 0.03, 0.0), "full": (-0.04, 0.01, 0.06)}
 """delta by strategy and fraction: > 0.02 positive, < -0.02 negative, else inconclusive."""
 CHAIN_BUMP = 0.005
 """Added to every delta of the chained (``uk``) transfer, so chain-vs-direct differ."""
+METRIC = "r2_oos"
+VOL_BASELINES = BASELINES["volatility"]
+BELOW_BASELINE = ("us,uk->de", "direct", "head_only", 0.5)
+"""The one cell that is positive against scratch (delta +0.03) but below its best baseline."""
+N_PREDICTION_ROWS = 37
+OLD_VERDICT_COLUMNS = ("pair", "source", "target", "chain", "strategy", "fraction", "dann_weight",
+                       "metric", "test_score", "scratch_score", "delta", "delta_ci_low",
+                       "delta_ci_high", "verdict", "n_pairs")
+"""verdicts.parquet as written before day-level verdicts."""
 
 
 # --------------------------------------------------------------------------- environment
@@ -137,19 +148,36 @@ def study_dir(tmp_path: Path) -> Path:
         for strategy in STRATEGIES:
             for i, fraction in enumerate(FRACTIONS):
                 delta = 0.0 if strategy == "scratch" else DELTA[strategy][i] + bump
+                below = (pair, chain, strategy, fraction) == BELOW_BASELINE
+                scratch = strategy == "scratch"
                 verdicts.append(
                     {
                         **key,
                         "strategy": strategy,
                         "fraction": fraction,
-                        "metric": "r2",
+                        "metric": METRIC,
                         "test_score": 0.2 + delta,
                         "scratch_score": 0.2,
                         "delta": delta,
                         "delta_ci_low": delta - 0.015,
                         "delta_ci_high": delta + 0.015,
-                        "verdict": "baseline" if strategy == "scratch" else _verdict(delta),
-                        "n_pairs": 6,
+                        "p_value": math.nan if scratch else 0.001,
+                        "p_adjusted": math.nan if scratch else 0.01,
+                        "adjustment": "holm",
+                        "n_comparisons": 0,  # filled below
+                        "verdict": "baseline" if scratch else _verdict(delta),
+                        "detectable_effect": math.nan if scratch else 0.015,
+                        "n_days": 240,
+                        "n_seeds": 2,
+                        "block_length": math.nan if scratch else 6.0,
+                        "best_baseline": "har_rv",
+                        "best_baseline_score": 0.19,
+                        "delta_vs_baseline": -0.01 if below else 0.01 + delta,
+                        "delta_vs_baseline_ci_low": -0.02 if below else 0.005,
+                        "delta_vs_baseline_ci_high": 0.005 if below else 0.03,
+                        "beats_baseline": not below,
+                        "baseline_ewma_score": 0.18,
+                        "baseline_har_rv_score": 0.19,
                     }
                 )
                 curves.append(
@@ -157,13 +185,27 @@ def study_dir(tmp_path: Path) -> Path:
                         **key,
                         "strategy": strategy,
                         "fraction": fraction,
-                        "metric": "r2",
+                        "metric": METRIC,
                         "mean": 0.2 + delta + 0.1 * fraction,
                         "ci_low": 0.1,
                         "ci_high": 0.4,
-                        "n": 6,
+                        "n": 240,
                     }
                 )
+                if strategy == "scratch" and chain == "direct":  # baselines: once per target
+                    curves += [
+                        {
+                            **key,
+                            "strategy": name,
+                            "fraction": fraction,
+                            "metric": METRIC,
+                            "mean": 0.15 + 0.01 * k,
+                            "ci_low": 0.1,
+                            "ci_high": 0.2,
+                            "n": 240,
+                        }
+                        for k, name in enumerate(VOL_BASELINES)
+                    ]
                 for seed in (0, 1):
                     for fold in (0, 1):
                         cell_id = f"{pair}|{chain}|{strategy}|{fraction}"
@@ -174,7 +216,7 @@ def study_dir(tmp_path: Path) -> Path:
                                 "fraction": fraction,
                                 "seed": seed,
                                 "fold": fold,
-                                "metric": "r2",
+                                "metric": METRIC,
                                 "val_score": 0.9,
                                 "test_score": 0.2,
                                 "cell_id": cell_id,
@@ -184,6 +226,8 @@ def study_dir(tmp_path: Path) -> Path:
                                 "lr_ratio": 0.1,
                                 "epochs": 5,
                                 "best_epoch": 3,
+                                "best_step": 90,
+                                "eval_every": 30,
                                 "n_train": 100,
                                 "n_test": 50,
                                 "test_start": "2020-01-01",
@@ -197,7 +241,7 @@ def study_dir(tmp_path: Path) -> Path:
                     {
                         **key,
                         "strategy": strategy,
-                        "metric": "r2",
+                        "metric": METRIC,
                         "required_fraction": math.nan
                         if never
                         else 0.5
@@ -217,16 +261,44 @@ def study_dir(tmp_path: Path) -> Path:
             "baseline": "direct",
             "strategy": "full",
             "fraction": 0.5,
-            "metric": "r2",
+            "metric": METRIC,
             "delta": 0.01,
             "delta_ci_low": -0.02,
             "delta_ci_high": 0.04,
+            "p_value": 0.3,
+            "p_adjusted": 0.6,
             "verdict": "inconclusive",
-            "n_pairs": 6,
+            "detectable_effect": 0.03,
+            "n_days": 240,
         }
     ]
-    frames = {
-        "verdicts": (verdicts, VERDICT_COLUMNS),
+    predictions = [
+        {
+            "pair": "us->jp",
+            "source": "us",
+            "target": "jp",
+            "chain": "direct",
+            "strategy": "har_rv" if row % 2 else "scratch",
+            "fraction": 1.0,
+            "dann_weight": 0.0,
+            "seed": 0,
+            "fold": 0,
+            "row": row,
+            "date": pd.Timestamp("2020-01-01") + pd.Timedelta(days=row),
+            "horizon": 1,
+            "y": 0.1,
+            "pred": 0.1,
+            "score": 0.0,
+        }
+        for row in range(N_PREDICTION_ROWS)
+    ]
+    judged = sum(v["strategy"] != "scratch" for v in verdicts)
+    for v in verdicts:
+        v["n_comparisons"] = judged
+    verdict_columns = [*VERDICT_COLUMNS, "baseline_ewma_score", "baseline_har_rv_score"]
+    frames: dict[str, tuple[list[dict[str, object]], Sequence[str]]] = {
+        "verdicts": (verdicts, verdict_columns),
+        "predictions": (predictions, PREDICTION_COLUMNS),
         "curves": (curves, CURVE_COLUMNS),
         "sizing": (sizing, SIZING_COLUMNS),
         "comparisons": (comparisons, COMPARISON_COLUMNS),
@@ -400,11 +472,12 @@ def test_log_study_summary_logs_tables_equal_to_the_parquet_files(
     verdicts = pd.read_parquet(study_dir / "verdicts.parquet")
     logged = read_table(run, "verdicts")
     assert len(logged) == len(verdicts) == 2 * 3 * 3 + 3 * 3
-    assert list(logged.columns) == list(VERDICT_COLUMNS)
-    for col in ("pair", "chain", "strategy", "verdict"):
+    assert list(logged.columns) == [*VERDICT_COLUMNS, "baseline_ewma_score", "baseline_har_rv_score"]
+    assert "n_pairs" not in logged.columns
+    for col in ("pair", "chain", "strategy", "verdict", "adjustment", "best_baseline", "beats_baseline"):
         assert logged[col].tolist() == verdicts[col].tolist()
-    for col in ("fraction", "delta", "delta_ci_low"):
-        assert logged[col].tolist() == pytest.approx(verdicts[col].tolist())
+    for col in ("fraction", "delta", "delta_ci_low", "p_adjusted", "detectable_effect", "n_days"):
+        assert logged[col].tolist() == pytest.approx(verdicts[col].tolist(), nan_ok=True)
 
     sizing = pd.read_parquet(study_dir / "sizing.parquet")
     logged = read_table(run, "sizing")
@@ -424,9 +497,23 @@ def test_log_study_summary_logs_tables_equal_to_the_parquet_files(
         (matrix["pair"] == "us->jp") & (matrix["chain"] == "direct") & (matrix["fraction"] == 0.1)
     ].iloc[0]
     assert (row["head_only"], row["full"]) == ("positive (+0.050)", "negative (-0.040)")
+    pair, chain, strategy, fraction = BELOW_BASELINE
+    marked = matrix[(matrix["pair"] == pair) & (matrix["chain"] == chain) & (matrix["fraction"] == fraction)]
+    assert marked[strategy].tolist() == ["positive (+0.030; below har_rv)"]
+    cells = matrix[["head_only", "full"]].to_numpy().ravel().tolist()
+    assert sum("below" in c for c in cells) == 1
 
     comparisons = read_table(run, "comparisons")
     assert comparisons["variant"].tolist() == ["uk"]
+    assert list(comparisons.columns) == list(COMPARISON_COLUMNS)
+    assert comparisons["p_adjusted"].tolist() == [0.6] and comparisons["n_days"].tolist() == [240]
+
+    # predictions.parquet is summarised, never uploaded as a table
+    assert "predictions" not in run.tables
+    assert sorted(k for k in run.tables if not k.startswith("curve/")) == sorted(
+        ["verdicts", "verdict_matrix", "sizing", "curves", "comparisons"]
+    )
+    assert run.summary["n_prediction_rows"] == N_PREDICTION_ROWS
 
     # One line-series chart per (pair, chain); its table has one line per strategy.
     assert sorted(run.charts) == [
@@ -436,7 +523,12 @@ def test_log_study_summary_logs_tables_equal_to_the_parquet_files(
     ]
     chart = read_table(run, "curve/us_to_jp/uk")
     assert list(chart.columns) == ["step", "lineKey", "lineVal"]
-    assert sorted(set(chart["lineKey"])) == sorted(STRATEGIES)
+    # the pair's baselines (filed under the direct chain) are reference lines on every chart
+    baselines = [f"{name} (baseline)" for name in VOL_BASELINES]
+    assert sorted(set(chart["lineKey"])) == sorted([*STRATEGIES, *baselines])
+    har = chart[chart["lineKey"] == "har_rv (baseline)"]
+    assert har["step"].tolist() == list(FRACTIONS)
+    assert har["lineVal"].tolist() == pytest.approx([0.15] * 3)
     head = chart[chart["lineKey"] == "head_only"]
     assert head["step"].tolist() == list(FRACTIONS)
     assert head["lineVal"].tolist() == pytest.approx(
@@ -449,6 +541,11 @@ def test_log_study_summary_logs_tables_equal_to_the_parquet_files(
     assert run.summary["n_positive"] == int((judged["verdict"] == "positive").sum()) == 9
     assert run.summary["n_negative"] == int((judged["verdict"] == "negative").sum()) == 3
     assert run.summary["n_inconclusive"] == 6
+    assert run.summary["n_positive_below_baseline"] == 1
+    assert run.summary["n_beats_baseline"] == len(judged) - 1
+    assert run.summary["n_comparisons"] == len(judged) == 18
+    assert run.summary["n_market_pairs"] == 2 and "n_pairs" not in run.summary
+    assert run.summary["adjustment"] == "holm"
     # Table artifacts were staged under the test's WANDB_DATA_DIR, not the real home.
     assert any((tmp_path / "wandb-data").rglob("*"))
 
@@ -547,14 +644,22 @@ def test_build_report_offline(study_dir: Path, monkeypatch: pytest.MonkeyPatch) 
     assert isinstance(report, wr.Report)
     assert report.title == f"xfer study: {STUDY}"
     assert (report.project, report.entity) == ("xfer-test", "team")
-    assert "us->jp" in report.description and "9 positive" in report.description
+    assert "us->jp" in report.description
+    assert "9 positive (1 of them below the best baseline)" in report.description
+    assert "(adjusted by Holm over 18 comparisons)" in report.description
 
     text = _texts(report.blocks)
     assert "| pair | chain | target data | head_only | full |" in text
     assert "| us->jp | direct | 10% | positive (+0.050) | negative (-0.040) |" in text
     assert "| us,uk->de | direct | 100% | inconclusive (+0.000) | positive (+0.060) |" in text
     assert "| us->jp | direct | head_only | 50% [10%, 100%] | 10-20% | 75% |" in text
-    assert "| us->jp | uk | direct | full | 50% | +0.010 [-0.020, +0.040] | inconclusive" in text
+    assert (
+        "| us->jp | uk | direct | full | 50% | +0.010 [-0.020, +0.040] | 0.600 | ±0.030 "
+        "| inconclusive | 240 |" in text
+    )
+    assert "| test days |" in text and "| n |" not in text
+    assert "| us,uk->de | direct | 50% | positive (+0.030; below har_rv) |" in text
+    assert "p-value adjusted by Holm over 18 comparisons is below 5%" in text
     assert "No DANN variants in this study." in text
     assert text.count("/team/xfer-test/runs/") == 3  # two cells and the summary run
 
@@ -592,3 +697,44 @@ def test_publish_report_needs_an_api_key(study_dir: Path, monkeypatch: pytest.Mo
     _no_network(monkeypatch)
     with pytest.raises(XferInputError, match="API key"):
         publish_report(study_dir, project="p", entity="team")
+
+
+# --------------------------------------------------------------------------- contract changes
+
+
+@pytest.mark.parametrize(
+    ("verdict", "best", "beats", "marked"),
+    [
+        ("positive", "har_rv", False, True),
+        ("positive", "har_rv", True, False),
+        ("positive", "", False, False),  # no baseline fitted: no false alarm
+        ("positive", None, False, False),
+        ("positive", "ridge", None, False),  # unknown is not "below"
+        ("inconclusive", "zero", False, False),
+        ("negative", "ewma", False, False),
+    ],
+)
+def test_below_baseline_rule(verdict: str, best: str | None, beats: bool | None, marked: bool) -> None:
+    import numpy as np
+
+    from xfer.tracking.wandb_log import below_baseline
+
+    assert below_baseline(verdict, best, beats) is marked
+    if beats is not None:
+        assert below_baseline(verdict, best, np.bool_(beats)) is marked
+
+
+def test_old_study_dir_names_the_missing_columns(study_dir: Path) -> None:
+    from xfer.evaluate.tables import StaleTableError
+
+    verdicts = pd.read_parquet(study_dir / "verdicts.parquet")
+    verdicts.assign(metric="r2", n_pairs=6)[list(OLD_VERDICT_COLUMNS)].to_parquet(
+        study_dir / "verdicts.parquet"
+    )
+    with pytest.raises(StaleTableError) as info:
+        log_study_summary(study_dir, project="p", entity=None, mode="offline", group=STUDY)
+    message = str(info.value)
+    assert str(study_dir / "verdicts.parquet") in message
+    for column in ("p_adjusted", "detectable_effect", "n_days", "beats_baseline"):
+        assert column in message
+    assert not (study_dir / "wandb").exists()  # refused before any run was started

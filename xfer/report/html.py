@@ -7,10 +7,16 @@ and nothing is fetched from the network, so the page can be mailed, archived or 
 a review and still show exactly what the study found.
 
 Sections follow the questions the seed article says a transfer claim must answer: is the
-transfer better than scratch (with an interval, not a point), how much target data each
-freezing strategy needs against the article's rules of thumb, whether chains and DANN help,
-whether the result holds across periods and volatility regimes, and whether it rests on
-universal feature families or memorised target idiosyncrasies.
+transfer better than scratch (a day-level interval, a Holm-adjusted verdict, and the smallest
+effect the design could detect), is it better than the practitioner's simple baselines too,
+how much target data each freezing strategy needs against the article's rules of thumb,
+whether chains and DANN help, whether the result holds across periods and volatility
+regimes, and whether it rests on universal feature families or memorised target
+idiosyncrasies.
+
+A directory written before day-level verdicts (``n_pairs``, no ``p_adjusted``) is refused
+with :class:`xfer.evaluate.tables.StaleTableError` naming every stale file and its missing
+columns, before anything is written.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import pandas as pd
 
 from xfer.errors import XferInputError
 from xfer.evaluate.contract import (
+    BASELINES,
     COMPARISON_COLUMNS,
     CURVE_COLUMNS,
     RESULTS_COLUMNS,
@@ -47,6 +54,10 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 REPORT_NAME = "report.html"
+OPTIONAL_RESULTS_COLUMNS = ("best_epoch",)
+"""Contract columns of results.parquet the report shows only when present (best_step is the
+early-stopping point it reads)."""
+REQUIRED_RESULTS_COLUMNS = tuple(c for c in RESULTS_COLUMNS if c not in OPTIONAL_RESULTS_COLUMNS)
 OPTIONAL_FILES: dict[str, tuple[str, ...]] = {
     "verdicts": VERDICT_COLUMNS,
     "curves": CURVE_COLUMNS,
@@ -59,6 +70,17 @@ CELL_COLUMNS = ("pair", "chain", "strategy", "fraction", "dann_weight")
 """What identifies a cell on the page (source and target are implied by the pair)."""
 
 _VERDICTS = ("positive", "negative", "inconclusive", "baseline")
+BASELINE_STRATEGIES = frozenset(b for names in BASELINES.values() for b in names)
+"""The practitioner baselines' names in curves.parquet: reference lines, not transfer strategies."""
+METRIC_MEANING = {
+    "r2_oos": "out-of-sample R² per test day, against the training window's label variance",
+    "skill": "forecast skill per test day (standardised forecast × return / training-window "
+             "return scale; 0 for any forecast of an unpredictable return)",
+}
+"""One phrase per verdict metric for the header (see xfer.evaluate.scores)."""
+METRIC_TARGET = {"r2_oos": "volatility", "skill": "return", "r2": "volatility", "ic": "return"}
+"""Target type implied by the verdict metric (r2/ic: studies written before r2_oos/skill)."""
+_ADJUSTMENTS = {"holm": "Holm", "bh": "Benjamini-Hochberg", "fdr_bh": "Benjamini-Hochberg"}
 _UNIVERSAL = ("mean reversion", "volatility clustering", "momentum")
 
 # --------------------------------------------------------------------------- loading
@@ -87,17 +109,30 @@ class Study:
         return self.tables.get(stem)
 
 
-def _check_columns(frame: pd.DataFrame, path: Path, required: Sequence[str]) -> None:
-    """Refuse a table that breaks the contract, naming the file and the missing columns."""
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        raise XferInputError(
-            file=path,
-            field=", ".join(missing),
-            expected=f"the contract columns of {path.name} (xfer.evaluate.contract)",
-            found=f"missing column(s) {missing}",
-            hint="was this directory written by an older or foreign tool?",
-        )
+def _missing(frame: pd.DataFrame, required: Sequence[str]) -> list[str]:
+    return [c for c in required if c not in frame.columns]
+
+
+def _stale(root: Path, problems: Sequence[tuple[Path, list[str]]]) -> XferInputError:
+    """The error for contract files that lack columns: every such file with its missing columns.
+
+    It is :class:`xfer.evaluate.tables.StaleTableError` (an :class:`XferInputError`, so the CLI
+    exits 2 with the message), the type the study's own readers raise for the same cause;
+    imported here, not at module level, because ``xfer.evaluate.tables`` loads the statistics
+    stack (arch, statsmodels) and ``import xfer.report`` should stay cheap.
+    """
+    from xfer.evaluate.tables import StaleTableError
+
+    if len(problems) == 1:
+        (file, cols), = problems
+        found = f"missing column(s) {', '.join(cols)}"
+    else:
+        file = root
+        found = "; ".join(f"{path.name} missing column(s) {', '.join(cols)}" for path, cols in problems)
+    return StaleTableError(
+        file=file, field="columns", expected="the columns of this xfer's contract (xfer.evaluate.contract)",
+        found=found, hint="written by an older xfer (before day-level verdicts) or by another tool; "
+        "re-run the study into a new directory")
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -126,6 +161,13 @@ def load_study(study_dir: Path) -> Study:
 
     results.parquet is required because every section is about fits; the other tables are
     optional so that a study stopped half-way still gets a report of what it has.
+
+    Raises:
+        FileNotFoundError: no results.parquet.
+        xfer.evaluate.tables.StaleTableError: a contract file lacks columns (a directory written
+            before day-level verdicts, or by another tool); the message names every such file
+            and its missing columns.
+        XferInputError: an unreadable Parquet file, or results.parquet without rows.
     """
     root = Path(study_dir)
     results_path = root / "results.parquet"
@@ -134,9 +176,7 @@ def load_study(study_dir: Path) -> Study:
             f"{results_path}: results.parquet not found; a report needs the study's fits "
             f"(is {root} a study directory, and has the study finished at least one cell?)")
     results = _read_parquet(results_path)
-    _check_columns(results, results_path, RESULTS_COLUMNS)
-    if results.empty:
-        raise XferInputError(file=results_path, expected="at least one fit", found="0 rows")
+    stale = [(results_path, m)] if (m := _missing(results, REQUIRED_RESULTS_COLUMNS)) else []
     tables: dict[str, pd.DataFrame | None] = {}
     notes: dict[str, str] = {}
     for stem, columns in OPTIONAL_FILES.items():
@@ -145,11 +185,16 @@ def load_study(study_dir: Path) -> Study:
             tables[stem], notes[stem] = None, f"{stem}.parquet is missing: section omitted."
             continue
         frame = _read_parquet(path)
-        _check_columns(frame, path, columns)
+        if missing := _missing(frame, columns):
+            stale.append((path, missing))
         if frame.empty:
             tables[stem], notes[stem] = None, f"{stem}.parquet is empty: section omitted."
         else:
             tables[stem] = frame
+    if stale:  # every stale file at once: the cure (re-run) is the same for all
+        raise _stale(root, stale)
+    if results.empty:
+        raise XferInputError(file=results_path, expected="at least one fit", found="0 rows")
     spec = _read_spec(root)
     name = spec.get("name") if isinstance(spec.get("name"), str) and spec.get("name") else None
     return Study(root, name or root.resolve().name, spec, results, tables, notes)
@@ -186,6 +231,25 @@ def fmt_ci(low: object, high: object) -> str:
     return f"[{fmt_delta(low)}, {fmt_delta(high)}]"
 
 
+def fmt_p(x: object) -> str:
+    """A p-value: 3 decimals, ``<0.001`` below that, a dash for missing (scratch rows)."""
+    v = _finite(x)
+    if v is None:
+        return "—"
+    return "<0.001" if v < 0.001 else f"{v:.3f}"
+
+
+def fmt_half_width(x: object) -> str:
+    """The detectable effect (an interval half-width): ``±0.0123``."""
+    v = _finite(x)
+    return "—" if v is None else f"±{v:.4f}"
+
+
+def fmt_count(x: object) -> str:
+    v = _finite(x)
+    return "—" if v is None else str(int(v))
+
+
 def fmt_general(x: object) -> str:
     """Hyperparameters span decades (LR 1e-4..1e-2), so 3 significant digits."""
     v = _finite(x)
@@ -209,6 +273,12 @@ def _dann(x: object) -> str:
 def _td(value: object, cls: str | None = None) -> str:
     attr = f' class="{cls}"' if cls else ""
     return f"<td{attr}>{_e(value)}</td>"
+
+
+def _td_html(inner: str, cls: str | None = None) -> str:
+    """A cell whose content is already-escaped HTML (a verdict with its badge)."""
+    attr = f' class="{cls}"' if cls else ""
+    return f"<td{attr}>{inner}</td>"
 
 
 def _verdict_class(verdict: object) -> str:
@@ -320,7 +390,8 @@ def _header(study: Study) -> str:
         ("Generated", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")),
         ("Study directory", str(study.root)),
         *((k.capitalize(), str(v)) for k, v in counts.items()),
-        ("Metric", f"{study.metric} (higher is better)"),
+        ("Metric", f"{study.metric} (higher is better)"
+                   + (f": {METRIC_MEANING[study.metric]}" if study.metric in METRIC_MEANING else "")),
         ("Target type", _target_type(study)),
         ("Pair names", ", ".join(sorted(r["pair"].astype(str).unique()))),
         ("Strategies", ", ".join(_strategies(r["strategy"]))),
@@ -339,30 +410,108 @@ def _target_type(study: Study) -> str:
         for key in ("target_type", "target"):
             if block.get(key) in ("volatility", "return"):
                 return str(block[key])
-    return {"r2": "volatility", "ic": "return"}.get(study.metric, "unknown")
+    return METRIC_TARGET.get(study.metric, "unknown")
+
+
+def _below_baseline(rec: Mapping[str, Any]) -> bool:
+    """Positive against scratch, yet not above the best practitioner baseline.
+
+    Only when a baseline was fitted (``best_baseline`` names one) and ``beats_baseline`` is
+    explicitly false: a cell without baselines gets no mark rather than a false alarm.
+    """
+    name, beats = rec.get("best_baseline"), rec.get("beats_baseline")
+    return (str(rec.get("verdict")) == "positive" and isinstance(name, str) and bool(name)
+            and isinstance(beats, bool | np.bool_) and not bool(beats))
+
+
+BELOW_BASELINE_BADGE = '<span class="badge below-baseline">below baseline</span>'
+
+
+def _verdict_td(rec: Mapping[str, Any]) -> str:
+    """The verdict cell; a positive verdict that does not beat the best baseline gets a badge."""
+    cls = _verdict_class(rec["verdict"])
+    if _below_baseline(rec):
+        return _td_html(f"{_e(rec['verdict'])} {BELOW_BASELINE_BADGE}", f"{cls} below-baseline")
+    return _td(rec["verdict"], cls)
+
+
+def _baseline_text(rec: Mapping[str, Any]) -> str:
+    name = rec.get("best_baseline")
+    return f"{name} {fmt_score(rec.get('best_baseline_score'))}" if isinstance(name, str) and name else "—"
+
+
+def _vs_baseline_text(rec: Mapping[str, Any]) -> str:
+    name = rec.get("best_baseline")
+    if not (isinstance(name, str) and name):
+        return "—"
+    return (f"{fmt_delta(rec.get('delta_vs_baseline'))} "
+            f"{fmt_ci(rec.get('delta_vs_baseline_ci_low'), rec.get('delta_vs_baseline_ci_high'))}")
+
+
+def _adjustment_text(frame: pd.DataFrame, count_column: str | None = None) -> str:
+    """``Holm over 24 comparisons``, from the table's own ``adjustment``/``n_comparisons``
+    columns when it has them (verdicts), else Holm over its rows with a p-value (comparisons)."""
+    names = ({str(a) for a in frame["adjustment"].dropna()} if "adjustment" in frame.columns
+             else {"holm"}) or {"holm"}
+    method = ", ".join(_ADJUSTMENTS.get(n, n) for n in sorted(names))
+    if count_column and count_column in frame.columns and frame[count_column].notna().any():
+        n = int(frame[count_column].max())
+    else:
+        n = int(frame["p_value"].notna().sum())
+    return f"{method} over {n} comparison{'s' if n != 1 else ''}"
+
+
+def _block_text(v: pd.DataFrame) -> str:
+    """The block lengths the bootstrap used, ``5 days`` or ``4–9 days``."""
+    b = v["block_length"].dropna().astype(float) if "block_length" in v.columns else pd.Series([])
+    if b.empty:
+        return ""
+    lo, hi = float(b.min()), float(b.max())
+    span = f"{lo:.3g}" if f"{lo:.3g}" == f"{hi:.3g}" else f"{lo:.3g}–{hi:.3g}"
+    return f", here {span} days"
 
 
 def _headline(study: Study) -> str:
-    """Section 2: every cell against scratch, with the interval the verdict is read from."""
+    """Section 2: every cell against scratch and against the best practitioner baseline, with
+    the interval, the adjusted p-value and the smallest effect the design could detect."""
     title = "Headline: transfer vs scratch"
     v = study.table("verdicts")
     if v is None:
         return _section("headline", title, _note(study.notes["verdicts"]))
+    m = study.metric
     rows = []
     for rec in _sorted(v, [*CELL_COLUMNS]).to_dict("records"):
         rows.append([
             _td(rec["pair"]), _td(rec["chain"]), _td(rec["strategy"]),
             _td(fmt_fraction(rec["fraction"])), _td(_dann(rec["dann_weight"])),
             _td(fmt_score(rec["test_score"])), _td(fmt_score(rec["scratch_score"])),
+            _td(_baseline_text(rec)),
             _td(fmt_delta(rec["delta"])), _td(fmt_ci(rec["delta_ci_low"], rec["delta_ci_high"])),
-            _td(rec["verdict"], _verdict_class(rec["verdict"])), _td(rec["n_pairs"]),
+            _td(fmt_p(rec["p_adjusted"])), _td(fmt_half_width(rec["detectable_effect"])),
+            _verdict_td(rec), _td(_vs_baseline_text(rec)),
+            _td(f"{fmt_count(rec['n_days'])} × {fmt_count(rec['n_seeds'])}"),
         ])
-    headers = ["pair", "chain", "strategy", "fraction", "DANN", f"test {study.metric}",
-               f"scratch {study.metric}", "delta", "CI of delta", "verdict", "n pairs"]
-    intro = _note("delta = transfer − scratch on the same target rows, paired over seeds and "
-                  "test folds; the verdict is read off the interval (positive: all above 0, "
-                  "negative: all below 0), never off the point estimate.")
-    return _section("headline", title, intro + _table(headers, rows))
+    headers = ["pair", "chain", "strategy", "fraction", "DANN", f"test {m}", f"scratch {m}",
+               f"best baseline ({m})", "delta vs scratch", "95% CI (unadjusted)", "p (adjusted)",
+               "detectable effect", "verdict", "vs best baseline [95% CI]", "days × seeds"]
+    estimand = _note(
+        f"delta is the expected per-day {m} difference between the cell and scratch on the "
+        "target's test days (walk-forward test blocks pooled, paired day by day and seed by "
+        "seed); its interval resamples blocks of days (stationary bootstrap, Politis-White block "
+        f"length ≥ the label horizon{_block_text(v)}) and seeds, and the verdict reads the "
+        f"p-value adjusted by {_adjustment_text(v, 'n_comparisons')} at 5%.")
+    reading = _note(
+        "positive / negative: adjusted p < 0.05, by the sign of delta; inconclusive otherwise "
+        "(an unadjusted interval that excludes 0 can still be inconclusive). Detectable effect = "
+        "the interval's half-width, the smallest |delta| this design could tell from 0: an "
+        "inconclusive row with a detectable effect larger than any effect that matters means "
+        "'not enough data', not 'no effect'.")
+    baselines = _note(
+        "Best baseline: the better of the practitioner's simple models (HAR-RV and EWMA for "
+        "volatility, zero and ridge for returns), fitted on the rows scratch trains on and scored "
+        "on the same days; 'vs best baseline' is the cell minus it, paired the same way. A "
+        "positive verdict marked 'below baseline' beats scratch but not that simple model.")
+    return _section("headline", title, estimand + reading + baselines + _table(headers, rows))
 
 
 def _matrix_label(strategy: object, dann: object, many_dann: bool) -> str:
@@ -379,7 +528,9 @@ def _verdict_matrix(study: Study) -> str:
     if v.empty:
         return _section("matrix", title, _note("verdicts.parquet holds only scratch baselines."))
     parts = [_note("Rows: strategies; columns: target fraction; colour: delta vs scratch "
-                   "(green better, red worse); text: the verdict.")]
+                   "(green better, red worse); text: the verdict (Holm-adjusted, as in the "
+                   "headline); 'below baseline' (†in the heatmap): positive vs scratch but not "
+                   "above the best practitioner baseline.")]
     for (pair, chain), g in _sorted(v, ["pair", "chain"]).groupby(["pair", "chain"], sort=False):
         many_dann = g["dann_weight"].nunique() > 1
         g = _sorted(g.assign(row=[_matrix_label(s, d, many_dann)
@@ -390,17 +541,26 @@ def _verdict_matrix(study: Study) -> str:
         delta = g.pivot_table(index="row", columns="fraction", values="delta", aggfunc="mean")
         delta = delta.reindex(index=rows, columns=cols)
         word = g.groupby(["row", "fraction"])["verdict"].first()
+        below = (g.assign(_below=[_below_baseline(r) for r in g.to_dict("records")])
+                 .groupby(["row", "fraction"])["_below"].any())
         label = f"{pair} | {chain}"
         parts.append(f"<h3>{_e(label)}</h3>")
-        parts.append(_img(_heatmap(delta, word, label, study.metric),
+        marked = word.where(~below.reindex(word.index, fill_value=False), word + "†")
+        parts.append(_img(_heatmap(delta, marked, label, study.metric),
                           f"verdict heatmap {label}"))
         body = []
         for r in rows:
             cells = [_td(r)]
             for c in cols:
                 w = word.get((r, c))
-                cells.append(_td("—") if w is None else
-                             _td(f"{w} {fmt_delta(delta.loc[r, c])}", _verdict_class(w)))
+                if w is None:
+                    cells.append(_td("—"))
+                elif below.get((r, c), False):
+                    cells.append(_td_html(f"{_e(w)} {_e(fmt_delta(delta.loc[r, c]))} "
+                                          f"{BELOW_BASELINE_BADGE}",
+                                          f"{_verdict_class(w)} below-baseline"))
+                else:
+                    cells.append(_td(f"{w} {fmt_delta(delta.loc[r, c])}", _verdict_class(w)))
             body.append(cells)
         parts.append(_table(["strategy", *(fmt_fraction(c) for c in cols)], body))
     return _section("matrix", title, "\n".join(parts))
@@ -450,24 +610,45 @@ def _sizing_curves(study: Study) -> str:
     curves = study.table("curves")
     if curves is None:
         return _section("curves", title, _note(study.notes["curves"]))
-    transfer = curves[curves["strategy"] != "scratch"]
-    keys = transfer if not transfer.empty else curves
-    parts = [_note("Mean test metric with its confidence band per strategy; the dashed line "
-                   "is scratch trained on all the target data. Where a curve crosses it is "
-                   "that strategy's required fraction (next section).")]
+    is_baseline = curves["strategy"].astype(str).isin(BASELINE_STRATEGIES)
+    models, baselines = curves[~is_baseline], curves[is_baseline]
+    transfer = models[models["strategy"] != "scratch"]
+    keys = transfer if not transfer.empty else models
+    parts = [_note("Mean day score with its 90% band (day-level block bootstrap) per strategy; "
+                   "the black dashed line is scratch trained on all the target data, and where "
+                   "a curve crosses it is that strategy's required fraction (next section). "
+                   "Thin dashed lines are the practitioner baselines fitted on the same target "
+                   "rows as scratch: reference levels, not transfer strategies.")]
+    if keys.empty:
+        parts.append(_note("curves.parquet holds only baseline curves: no figure."))
     groups = _sorted(keys, ["pair", "chain", "dann_weight"]).groupby(
         ["pair", "chain", "dann_weight"], sort=False)
     for (pair, chain, dann), g in groups:
         label = f"{pair} | {chain}" + ("" if float(dann) == 0.0 else f" | DANN {_dann(dann)}")
-        ref = _scratch_reference(curves, pair, chain, dann)
+        ref = _scratch_reference(models, pair, chain, dann)
+        base = baselines[baselines["pair"] == pair]
         parts.append(f"<h3>{_e(label)}</h3>")
-        parts.append(_img(_curve_figure(g, ref, label, study.metric), f"sizing curve {label}"))
+        parts.append(_img(_curve_figure(g, ref, label, study.metric, base),
+                          f"sizing curve {label}"))
     return _section("curves", title, "\n".join(parts))
 
 
-def _curve_figure(g: pd.DataFrame, scratch: pd.DataFrame, label: str, metric: str) -> Figure:
+_BASELINE_COLOURS = {"har_rv": "#8c564b", "ewma": "#bcbd22", "zero": "#7f7f7f",
+                     "ridge": "#17becf"}
+
+
+def _curve_figure(g: pd.DataFrame, scratch: pd.DataFrame, label: str, metric: str,
+                  baselines: pd.DataFrame | None = None) -> Figure:
+    """Strategies' curves with bands, scratch dotted, scratch at full data as the black dashed
+    target line, and each baseline (one per target, whatever the chain) as a thin dashed line."""
     fig = _figure(6.4, 3.8)
     ax = fig.add_subplot()
+    baselines = baselines if baselines is not None else g.iloc[:0]
+    for name, gg in sorted(baselines.groupby("strategy"), key=lambda t: str(t[0])):
+        gg = gg.groupby("fraction")["mean"].mean().sort_index()
+        ax.plot(gg.index.to_numpy(dtype=float), gg.to_numpy(dtype=float), "--", marker="x",
+                linewidth=1, markersize=4, color=_BASELINE_COLOURS.get(str(name), "#999999"),
+                label=f"{name} (baseline)")
     lines = [(s, gg) for s, gg in g.groupby("strategy") if s != "scratch"]
     if not scratch.empty:
         lines.insert(0, ("scratch", scratch))
@@ -483,7 +664,8 @@ def _curve_figure(g: pd.DataFrame, scratch: pd.DataFrame, label: str, metric: st
         full = scratch[scratch["fraction"] == scratch["fraction"].max()]["mean"].mean()
         ax.axhline(full, linestyle="--", color="black", linewidth=1,
                    label=f"scratch @ {fmt_fraction(scratch['fraction'].max())}")
-    fracs = sorted(set(pd.concat([g["fraction"], scratch["fraction"]]).astype(float)))
+    fracs = sorted(set(pd.concat([g["fraction"], scratch["fraction"],
+                                  baselines["fraction"]]).astype(float)))
     if fracs and fracs[0] > 0 and fracs[-1] / fracs[0] > 10:
         ax.set_xscale("log")  # 1%..100% on a linear axis would crush the small fractions
     ax.set_xticks(fracs, [fmt_fraction(f) for f in fracs])
@@ -558,7 +740,12 @@ def _comparisons(study: Study) -> str:
     comp = study.table("comparisons")
     if comp is None:
         return _section("comparisons", title, _note(study.notes["comparisons"]))
-    parts = [_note("delta = variant − baseline, paired on seed and fold.")]
+    parts = [_note(f"delta = variant − baseline (here 'baseline' is the direct transfer or DANN "
+                   f"off), the expected per-day {study.metric} difference on the target's test "
+                   "days, paired day by day and seed by seed, with its unadjusted 95% interval "
+                   "(day-block and seed bootstrap); the verdict reads the p-value adjusted by "
+                   f"{_adjustment_text(comp)} (this table) at 5%. Detectable effect = the "
+                   "interval's half-width.")]
     kinds = [*_COMPARISON_TITLES, *sorted(set(comp["kind"].astype(str)) - set(_COMPARISON_TITLES))]
     for kind in kinds:
         g = comp[comp["kind"].astype(str) == kind]
@@ -568,11 +755,13 @@ def _comparisons(study: Study) -> str:
             continue
         rows = [[_td(r["pair"]), _td(r["variant"]), _td(r["baseline"]), _td(r["strategy"]),
                  _td(fmt_fraction(r["fraction"])), _td(fmt_delta(r["delta"])),
-                 _td(fmt_ci(r["delta_ci_low"], r["delta_ci_high"])),
-                 _td(r["verdict"], _verdict_class(r["verdict"])), _td(r["n_pairs"])]
+                 _td(fmt_ci(r["delta_ci_low"], r["delta_ci_high"])), _td(fmt_p(r["p_adjusted"])),
+                 _td(fmt_half_width(r["detectable_effect"])),
+                 _td(r["verdict"], _verdict_class(r["verdict"])), _td(fmt_count(r["n_days"]))]
                 for r in _sorted(g, ["pair", "variant", "strategy", "fraction"]).to_dict("records")]
         parts.append(_table(["pair", "variant", "baseline", "strategy", "fraction",
-                             f"delta {study.metric}", "CI", "verdict", "n pairs"], rows))
+                             f"delta {study.metric}", "95% CI (unadjusted)", "p (adjusted)",
+                             "detectable effect", "verdict", "n days"], rows))
     return _section("comparisons", title, "\n".join(parts))
 
 
@@ -685,20 +874,28 @@ def _hyperparameters(study: Study) -> str:
     fine-tuning learning rate the article recommends."""
     title = "Chosen hyperparameters"
     r = study.results
+    epochs = "best_epoch" in r.columns and bool(r["best_epoch"].notna().any())
+    extra = {"best_epoch": ("best_epoch", "mean")} if epochs else {}
     agg = (_sorted(r, [*CELL_COLUMNS])
            .groupby(list(CELL_COLUMNS), sort=False)
            .agg(fits=("seed", "size"), lr=("lr", "mean"), lr_ratio=("lr_ratio", "mean"),
-                weight_decay=("weight_decay", "mean"), best_epoch=("best_epoch", "mean"))
+                weight_decay=("weight_decay", "mean"), best_step=("best_step", "mean"),
+                eval_every=("eval_every", "mean"), **extra)
            .reset_index())
     rows = [[_td(rec["pair"]), _td(rec["chain"]), _td(rec["strategy"]),
              _td(fmt_fraction(rec["fraction"])), _td(_dann(rec["dann_weight"])),
              _td(rec["fits"]), _td(fmt_general(rec["lr"])), _td(fmt_general(rec["lr_ratio"])),
-             _td(fmt_general(rec["weight_decay"])), _td(fmt_general(rec["best_epoch"]))]
+             _td(fmt_general(rec["weight_decay"])), _td(fmt_general(rec["best_step"])),
+             _td(fmt_general(rec["eval_every"])),
+             *([_td(fmt_general(rec["best_epoch"]))] if epochs else [])]
             for rec in agg.to_dict("records")]
     headers = ["pair", "chain", "strategy", "fraction", "DANN", "fits", "mean lr",
-               "mean lr ratio", "mean weight decay", "mean best epoch"]
+               "mean lr ratio", "mean weight decay", "mean best step", "eval every (steps)",
+               *(["mean best epoch"] if epochs else [])]
     intro = _note("Means over seeds and folds of the values chosen on validation; lr ratio is "
-                  "the fine-tuning LR over the source LR (the article's rule: about 0.1).")
+                  "the fine-tuning LR over the source LR (the article's rule: about 0.1). Best "
+                  "step: the optimiser step of the weights kept by early stopping (validation "
+                  "every 'eval every' steps).")
     return _section("hyperparameters", title, intro + _table(headers, rows))
 
 
@@ -724,6 +921,10 @@ table.facts th { text-align: left; }
 .v-positive { background: #c8efc8; } .v-negative { background: #f6c3c3; }
 .v-inconclusive { background: #e4e4e4; } .v-baseline { background: #f7f7f7; color: #777; }
 .note { color: #555; font-style: italic; }
+.badge { display: inline-block; margin-left: .3em; padding: 0 .4em; border-radius: 3px;
+         font-size: 11px; font-style: normal; white-space: nowrap; }
+.badge.below-baseline { background: #fff3cd; color: #7a5b00; border: 1px solid #e0b84c; }
+td.below-baseline { background: repeating-linear-gradient(135deg, #c8efc8 0 6px, #e6f5d0 6px 12px); }
 img { max-width: 100%; display: block; margin: .5em 0 1.5em; }
 """
 

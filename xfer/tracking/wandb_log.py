@@ -39,7 +39,15 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from xfer.errors import XferInputError
-from xfer.evaluate.contract import RULE_OF_THUMB, STRATEGY_ORDER
+from xfer.evaluate.contract import (
+    BASELINES,
+    COMPARISON_COLUMNS,
+    CURVE_COLUMNS,
+    RULE_OF_THUMB,
+    SIZING_COLUMNS,
+    STRATEGY_ORDER,
+    VERDICT_COLUMNS,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,10 +61,23 @@ _MODE_ALIASES = {"dryrun": "offline", "run": "online", "auto": None, "": None}
 
 DEFAULT_BASE_URL = "https://api.wandb.ai"
 
-"""Column order of strategies in tables: cheapest adaptation first, as the article reads."""
-
 SUMMARY_TABLES = ("verdicts", "verdict_matrix", "sizing", "curves", "comparisons")
-"""Summary-run keys holding a ``wandb.Table`` (the report's table panels use these names)."""
+"""Summary-run keys holding a ``wandb.Table`` (the report's table panels use these names).
+
+``predictions.parquet`` (one row per test day of every fit and baseline) is never uploaded as
+a table: it is large, and the summary carries its row count (``n_prediction_rows``)."""
+
+STUDY_TABLES: dict[str, tuple[str, ...]] = {
+    "results": (),
+    "verdicts": VERDICT_COLUMNS,
+    "curves": CURVE_COLUMNS,
+    "sizing": SIZING_COLUMNS,
+    "comparisons": COMPARISON_COLUMNS,
+}
+"""The contract files the W&B layer reads, and the columns it needs of each."""
+
+BASELINE_STRATEGIES = frozenset(b for names in BASELINES.values() for b in names)
+"""Practitioner baselines' names in curves.parquet: reference lines, not transfer strategies."""
 
 CURVE_KEY_PREFIX = "curve"
 """Summary-run charts are logged as ``curve/<pair>/<chain>`` (see :func:`curve_key`)."""
@@ -381,6 +402,12 @@ def read_study_frames(study_dir: Path) -> dict[str, pd.DataFrame]:
     """The study's contract parquet files that exist, keyed by stem (``verdicts``, ``sizing``…).
 
     A study logged before it finished has only some of them; missing ones are simply absent.
+    ``predictions.parquet`` is not read (see :func:`prediction_rows`).
+
+    Raises:
+        XferInputError: ``study_dir`` is not a directory.
+        xfer.evaluate.tables.StaleTableError: a file lacks contract columns (written before
+            day-level verdicts); the message names the file and the missing columns.
     """
     import pandas as pd
 
@@ -390,11 +417,26 @@ def read_study_frames(study_dir: Path) -> dict[str, pd.DataFrame]:
             file=study_dir, expected="a study directory", found="no such directory"
         )
     frames: dict[str, pd.DataFrame] = {}
-    for stem in ("results", "verdicts", "curves", "sizing", "comparisons"):
+    for stem, columns in STUDY_TABLES.items():
         path = study_dir / f"{stem}.parquet"
         if path.is_file():
             frames[stem] = pd.read_parquet(path)
+            if any(c not in frames[stem].columns for c in columns):
+                # imported here: xfer.evaluate.tables loads arch/statsmodels
+                from xfer.evaluate.tables import require_columns
+
+                require_columns(frames[stem], columns, str(path))
     return frames
+
+
+def prediction_rows(study_dir: Path) -> int | None:
+    """Rows of ``predictions.parquet`` from its footer (the file itself is not read), or None."""
+    path = Path(study_dir) / "predictions.parquet"
+    if not path.is_file():
+        return None
+    import pyarrow.parquet as pq
+
+    return int(pq.ParquetFile(path).metadata.num_rows)
 
 
 def strategy_label(strategy: str, dann_weight: float | None) -> str:
@@ -415,19 +457,42 @@ def _chain_sort_key(chain: str) -> tuple[int, str]:
     return (0 if chain == "direct" else 1, chain)
 
 
-def format_verdict(verdict: Any, delta: Any) -> str:
-    """``positive (+0.034)``: the verdict with the effect size that produced it."""
+def below_baseline(verdict: Any, best_baseline: Any, beats_baseline: Any) -> bool:
+    """Positive against scratch, yet not above the best practitioner baseline.
+
+    Only when a baseline was fitted (``best_baseline`` names one) and ``beats_baseline`` is
+    explicitly false, so a study without baselines raises no false alarm.
+    """
+    beats = _jsonable(beats_baseline)
+    return (str(verdict) == "positive" and isinstance(best_baseline, str) and bool(best_baseline)
+            and beats is False)
+
+
+def format_verdict(verdict: Any, delta: Any, below: str | None = None) -> str:
+    """``positive (+0.034)``: the verdict with the effect size that produced it;
+    ``positive (+0.034; below har_rv)`` when it does not beat its best baseline ``below``."""
     verdict, delta = _jsonable(verdict), _jsonable(delta)
     text = "" if verdict is None else str(verdict)
+    note = f"; below {below}" if below else ""
     if not isinstance(delta, int | float) or isinstance(delta, bool):
-        return text
-    return f"{text} ({float(delta):+.3f})"
+        return f"{text} (below {below})" if below else text
+    return f"{text} ({float(delta):+.3f}{note})"
+
+
+def _below_names(v: pd.DataFrame) -> list[str | None]:
+    """Per row, the best baseline's name where the row is positive but below it, else None."""
+    if not {"best_baseline", "beats_baseline"} <= set(v.columns):
+        return [None] * len(v)
+    return [str(b) if below_baseline(w, b, k) else None
+            for w, b, k in zip(v["verdict"], v["best_baseline"], v["beats_baseline"], strict=True)]
 
 
 def verdict_matrix(verdicts: pd.DataFrame) -> pd.DataFrame:
     """Rows pair | chain | fraction, one column per strategy, cells ``verdict (delta)``.
 
-    The one table a reviewer reads first. Scratch is the baseline every delta is measured
+    The one table a reviewer reads first. The verdict is the table's (Holm-adjusted) one; a
+    positive cell that does not beat its best practitioner baseline reads
+    ``positive (+0.034; below har_rv)``. Scratch is the reference every delta is measured
     against, so it gets no column; an empty string marks a cell the study did not run.
     """
     import pandas as pd
@@ -441,7 +506,8 @@ def verdict_matrix(verdicts: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["pair", "chain", "fraction"])
     dann = v["dann_weight"] if "dann_weight" in v.columns else pd.Series(0.0, index=v.index)
     labels = [strategy_label(s, w) for s, w in zip(v["strategy"], dann, strict=True)]
-    cells = [format_verdict(a, b) for a, b in zip(v["verdict"], v["delta"], strict=True)]
+    cells = [format_verdict(a, b, n)
+             for a, b, n in zip(v["verdict"], v["delta"], _below_names(v), strict=True)]
     long = pd.DataFrame(
         {
             "pair": v["pair"].astype(str).to_numpy(),
@@ -523,7 +589,9 @@ def curve_key(pair: str, chain: str) -> str:
 
 
 def _curve_charts(curves: pd.DataFrame) -> dict[str, Any]:
-    """One ``line_series`` chart per (pair, chain): x = fraction, one line per strategy."""
+    """One ``line_series`` chart per (pair, chain): x = fraction, one line per strategy, plus
+    one per practitioner baseline of the pair (``har_rv (baseline)``…)."""
+    import pandas as pd
     import wandb
 
     charts: dict[str, Any] = {}
@@ -531,8 +599,15 @@ def _curve_charts(curves: pd.DataFrame) -> dict[str, Any]:
     if c.empty:
         return charts
     dann = c["dann_weight"] if "dann_weight" in c.columns else [0.0] * len(c)
-    c = c.assign(_label=[strategy_label(s, w) for s, w in zip(c["strategy"], dann, strict=True)])
-    for (pair, chain), g in c.groupby(["pair", "chain"], sort=True):
+    c = c.assign(_label=[f"{s} (baseline)" if s in BASELINE_STRATEGIES else strategy_label(s, w)
+                         for s, w in zip(c["strategy"], dann, strict=True)])
+    is_base = c["strategy"].astype(str).isin(BASELINE_STRATEGIES)
+    models, bases = c[~is_base], c[is_base]
+    for (pair, chain), g in models.groupby(["pair", "chain"], sort=True):
+        # baselines are fitted once per target (filed under the direct chain): every chart of
+        # the pair gets them as reference lines
+        base = bases[bases["pair"] == pair].drop_duplicates(["_label", "fraction"])
+        g = pd.concat([g, base], ignore_index=True)
         xs: list[list[float]] = []
         ys: list[list[float]] = []
         keys: list[str] = []
@@ -574,7 +649,14 @@ def _study_config(study_dir: Path, frames: Mapping[str, pd.DataFrame]) -> dict[s
 
 
 def study_counts(study_dir: Path, frames: Mapping[str, pd.DataFrame]) -> dict[str, int]:
-    """Headline counts: cells, fits, and verdicts by outcome (scratch baselines excluded)."""
+    """Headline counts: cells, fits, and verdicts by outcome (scratch rows excluded).
+
+    The outcomes are the table's ``verdict`` column, read from the Holm-adjusted p-value;
+    ``n_comparisons`` is the size of that family, ``n_positive_below_baseline`` the positive
+    verdicts that do not beat their best practitioner baseline, ``n_beats_baseline`` the
+    judged cells that do, ``n_market_pairs`` the pairs with verdicts, and
+    ``n_prediction_rows`` the size of predictions.parquet (never uploaded as a table).
+    """
     counts: dict[str, int] = {}
     cells = list((Path(study_dir) / "cells").glob("*.parquet"))
     results = frames.get("results")
@@ -587,11 +669,19 @@ def study_counts(study_dir: Path, frames: Mapping[str, pd.DataFrame]) -> dict[st
     counts["n_fits"] = len(results) if results is not None else 0
     verdicts = frames.get("verdicts")
     if verdicts is not None:
-        judged = verdicts[verdicts["verdict"] != "baseline"]
+        judged = verdicts[(verdicts["verdict"] != "baseline") & (verdicts["strategy"] != "scratch")]
         counts["n_verdicts"] = len(judged)
         for outcome in ("positive", "negative", "inconclusive"):
             counts[f"n_{outcome}"] = int((judged["verdict"] == outcome).sum())
-        counts["n_pairs"] = int(verdicts["pair"].nunique())
+        counts["n_positive_below_baseline"] = sum(n is not None for n in _below_names(judged))
+        if "beats_baseline" in judged.columns:
+            counts["n_beats_baseline"] = sum(_jsonable(b) is True for b in judged["beats_baseline"])
+        if "n_comparisons" in verdicts.columns and verdicts["n_comparisons"].notna().any():
+            counts["n_comparisons"] = int(verdicts["n_comparisons"].max())
+        counts["n_market_pairs"] = int(verdicts["pair"].nunique())
+    rows = prediction_rows(study_dir)
+    if rows is not None:
+        counts["n_prediction_rows"] = rows
     return counts
 
 
@@ -606,10 +696,13 @@ def log_study_summary(
 ) -> Path | None:
     """Log the study's results as one ``summary`` run in the study's group.
 
-    Tables (``verdicts``, ``verdict_matrix``, ``sizing``, ``curves``, ``comparisons``), one
-    data-sizing chart per (pair, chain) under ``curve/<pair>/<chain>``, and headline counts in
-    the summary (``n_cells``, ``n_fits``, ``n_positive``, ``n_negative``…). Safe to call again
-    after a resume: each call makes a new run, the report's runset shows the latest first.
+    Tables (``verdicts``, ``verdict_matrix``, ``sizing``, ``curves``, ``comparisons``: small,
+    one row per cell or comparison), one data-sizing chart per (pair, chain) under
+    ``curve/<pair>/<chain>`` with the baselines as reference lines, and headline counts in the
+    summary (:func:`study_counts`: ``n_positive``, ``n_positive_below_baseline``…, plus the
+    verdicts' ``adjustment``). ``predictions.parquet`` is summarised, not uploaded. Safe to
+    call again after a resume: each call makes a new run, the report's runset shows the
+    latest first.
 
     Returns:
         The local run directory (offline: what ``wandb sync`` uploads; online: wandb's local
@@ -646,6 +739,10 @@ def log_study_summary(
         if payload:
             run.log(payload, step=0)
         run.summary.update(study_counts(study_dir, frames))
+        if "verdicts" in frames and "adjustment" in frames["verdicts"].columns:
+            methods = sorted({str(a) for a in frames["verdicts"]["adjustment"].dropna()})
+            if methods:
+                run.summary["adjustment"] = ", ".join(methods)
     except BaseException:
         _finish(run, exit_code=1)
         raise

@@ -72,6 +72,24 @@ def _signed(value: Any) -> str:
     return f"{x:+.3f}" if math.isfinite(x) else ""
 
 
+def _p(value: Any) -> str:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return ""
+    if not math.isfinite(x):
+        return ""
+    return "<0.001" if x < 0.001 else f"{x:.3f}"
+
+
+def _half_width(value: Any) -> str:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return ""
+    return f"±{x:.3f}" if math.isfinite(x) else ""
+
+
 def _markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     lines = [
         "| " + " | ".join(_cell(h) for h in headers) + " |",
@@ -141,15 +159,43 @@ def comparison_markdown(comparisons: pd.DataFrame, kind: str) -> str | None:
             r["strategy"],
             _pct(r["fraction"]),
             f"{_signed(r['delta'])} [{_signed(r['delta_ci_low'])}, {_signed(r['delta_ci_high'])}]",
+            _p(r["p_adjusted"]),
+            _half_width(r["detectable_effect"]),
             r["verdict"],
-            r.get("n_pairs"),
+            r["n_days"],
         ]
         for _, r in c.sort_values(["pair", "variant", "strategy", "fraction"]).iterrows()
     ]
     return _markdown_table(
-        ["pair", variant, "baseline", "strategy", "target data", "delta [CI]", "verdict", "n"],
+        [
+            "pair",
+            variant,
+            "baseline",
+            "strategy",
+            "target data",
+            "delta [95% CI]",
+            "p (Holm)",
+            "detectable effect",
+            "verdict",
+            "test days",
+        ],
         rows,
     )
+
+
+def _adjustment_phrase(
+    verdicts: pd.DataFrame | None, counts: dict[str, int], word: str = "adjusted by"
+) -> str:
+    """`` (Holm over 24 comparisons)``, or ``" by Holm over 24 comparisons"`` with ``word="by"``;
+    empty when the verdicts do not say."""
+    if verdicts is None or "adjustment" not in verdicts.columns or "n_comparisons" not in counts:
+        return ""
+    names = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
+    methods = sorted({names.get(str(a), str(a)) for a in verdicts["adjustment"].dropna()})
+    if not methods:
+        return ""
+    text = f"{', '.join(methods)} over {counts['n_comparisons']} comparisons"
+    return f" {word} {text}" if word == "by" else f" ({word} {text})"
 
 
 # --------------------------------------------------------------------------- runs and links
@@ -258,8 +304,10 @@ def build_report(
     )
     if "n_verdicts" in counts:
         description += (
-            f"; {counts['n_positive']} positive, {counts['n_negative']} negative, "
+            f"; {counts['n_positive']} positive ({counts['n_positive_below_baseline']} of them "
+            f"below the best baseline), {counts['n_negative']} negative, "
             f"{counts['n_inconclusive']} inconclusive of {counts['n_verdicts']} verdicts"
+            f"{_adjustment_phrase(verdicts, counts)}"
         )
 
     def runset(label: str, job_type: str) -> wr.Runset:
@@ -279,10 +327,16 @@ def build_report(
                     "",
                     *_grid_lines(frames),
                     "",
-                    "A verdict compares a transfer strategy with training from scratch on the "
-                    "target market, paired on seed and fold: *delta* is strategy minus scratch "
-                    "on the primary metric (higher is better), positive / negative when its "
-                    "confidence interval excludes zero, inconclusive otherwise.",
+                    "A verdict compares a transfer cell with training from scratch on the "
+                    "target market: *delta* is the expected per-day difference of the verdict "
+                    "metric (higher is better) between the cell and scratch on the target's "
+                    "test days, paired day by day and seed by seed; its 95% interval resamples "
+                    "blocks of days (stationary bootstrap, Politis-White block length at least "
+                    "the label horizon) and seeds. The verdict is positive / negative when the "
+                    f"p-value adjusted{_adjustment_phrase(verdicts, counts, 'by')} is below 5%, "
+                    "inconclusive otherwise. *below <baseline>* marks a positive cell that "
+                    "does not beat the best practitioner baseline (HAR-RV / EWMA for "
+                    "volatility, zero / ridge for returns) fitted on scratch's rows.",
                 ]
             )
         ),
@@ -327,6 +381,10 @@ def build_report(
         wr.ScalarChart(title="positive verdicts", metric=wr.SummaryMetric("n_positive")),
         wr.ScalarChart(title="negative verdicts", metric=wr.SummaryMetric("n_negative")),
         wr.ScalarChart(title="inconclusive", metric=wr.SummaryMetric("n_inconclusive")),
+        wr.ScalarChart(
+            title="positive but below baseline",
+            metric=wr.SummaryMetric("n_positive_below_baseline"),
+        ),
     ]
     blocks += [
         wr.H2(text="Data-sizing curves and tables"),
