@@ -84,18 +84,23 @@ def test_verdict_matrix_and_wandb_files(home: Path, env: dict[str, str], tmp_pat
     spec_file.write_text(VERDICT_STUDY)
     run = run_study(spec_file, study_dir=tmp_path / "out", store=Store(home), hooks=default_hooks())
     sd = run.study_dir
-    # the verdict matrix: shared dynamics transfer, opposite dynamics hurt
+    # the verdict matrix: opposite dynamics hurt; shared dynamics do not (with calibrated
+    # day-level intervals, 3 seeds and 2 trials at 10% do not resolve the shared pair's gain:
+    # it is positive in point estimate, Holm-adjusted p about 0.15)
     v = pd.read_parquet(sd / "verdicts.parquet")
     head = v[v["strategy"] == "head_only"].set_index("target")
-    assert head.loc["syn_shared_tgt", "verdict"] == "positive", head
     assert head.loc["syn_opposite_tgt", "verdict"] == "negative", head
-    assert (head.loc["syn_shared_tgt", "delta_ci_low"] > 0) and (head.loc["syn_opposite_tgt", "delta_ci_high"] < 0)
+    assert head.loc["syn_opposite_tgt", "delta_ci_high"] < 0 and head.loc["syn_opposite_tgt", "p_adjusted"] < 0.05
+    assert head.loc["syn_shared_tgt", "verdict"] != "negative" and head.loc["syn_shared_tgt", "delta"] > 0, head
+    assert (v.loc[v["strategy"] != "scratch", "n_comparisons"] == 2).all() and (v["adjustment"] == "holm").all()
+    days = pd.read_parquet(sd / "predictions.parquet")
+    assert set(days["strategy"]) == {"scratch", "head_only", "zero", "ridge"}
     # results: one row per final fit, every grid coordinate, readable by pandas alone
     res = pd.read_parquet(sd / "results.parquet")
     assert len(res) == 2 * 2 * 3 * 3  # pairs x strategies x seeds x folds (one fraction)
     assert not res.duplicated(["pair", "strategy", "fraction", "seed", "fold"]).any()
     for col in ("source", "target", "chain", "strategy", "fraction", "seed", "metric", "val_score", "test_score",
-                "lr", "trial_number", "test_start", "regime_high_vol_ic", "xfer_version"):
+                "lr", "trial_number", "test_start", "regime_high_vol_skill", "best_step", "xfer_version"):
         assert col in res.columns, col
     assert (sd / "report.html").stat().st_size > 10_000
     assert (sd / "optuna.journal").stat().st_size > 0
@@ -112,7 +117,7 @@ def test_verdict_matrix_and_wandb_files(home: Path, env: dict[str, str], tmp_pat
     (summary,) = [r for r in runs if r.job_type == "summary"]
     table = read_table(summary, "verdicts")
     assert len(table) == len(v)
-    assert set(table.loc[table["strategy"] == "head_only", "verdict"]) == {"positive", "negative"}
+    assert set(table.loc[table["strategy"] == "head_only", "verdict"]) == set(head["verdict"])
     # `xfer report` rebuilds the page from the directory alone
     (sd / "report.html").unlink()
     r = cli("report", str(sd))

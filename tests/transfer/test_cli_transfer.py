@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from xfer.data import synthetic as syn
 from xfer.data.store import Store
 
@@ -17,11 +19,22 @@ def test_transfer_json_contract(store: Store, cli) -> None:
     assert {(x["strategy"], x["fraction"]) for x in rows} == {
         ("scratch", 0.3), ("scratch", 1.0), ("head_only", 0.3), ("head_only", 1.0)}
     for x in rows:
-        assert {"strategy", "fraction", "metric", "test_score", "scratch_score", "delta_ci_low", "delta_ci_high", "verdict"} <= set(x)
-        assert x["metric"] == "r2"
+        assert {"strategy", "fraction", "metric", "test_score", "scratch_score", "delta_ci_low", "delta_ci_high",
+                "p_value", "p_adjusted", "n_comparisons", "verdict", "detectable_effect", "n_days",
+                "best_baseline", "best_baseline_score", "baseline_har_rv_score", "baseline_ewma_score",
+                "beats_baseline"} <= set(x)
+        assert x["metric"] == "r2_oos" and x["best_baseline"] in {"har_rv", "ewma"}
+        assert x["best_baseline_score"] == max(x["baseline_har_rv_score"], x["baseline_ewma_score"])
         lo, hi = x["delta_ci_low"], x["delta_ci_high"]
         assert lo <= hi
-        assert x["verdict"] in ({"baseline"} if x["strategy"] == "scratch" else {"positive", "negative", "inconclusive"})
+        if x["strategy"] == "scratch":
+            assert x["verdict"] == "baseline"
+            continue
+        assert x["n_comparisons"] == 2  # two transfer cells, Holm over both
+        assert x["p_value"] <= x["p_adjusted"] <= 1.0
+        assert x["detectable_effect"] == pytest.approx((hi - lo) / 2)
+        assert x["verdict"] == ("inconclusive" if x["p_adjusted"] >= 0.05 else
+                                "positive" if x["delta"] > 0 else "negative")
         if x["verdict"] == "positive":
             assert lo > 0
     # the source was cached: a second run trains no source

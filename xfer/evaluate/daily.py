@@ -17,6 +17,8 @@ test block's own mean or variance (e.g. the within-block Pearson IC) is biased.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -42,8 +44,11 @@ def _same_length(func: str, **arrays: np.ndarray) -> None:
 
 def _positive_scalar(value: float, name: str, func: str) -> float:
     """A scale must be a finite positive number, else every score is inf or NaN."""
-    v = float(value)
-    if not (np.isfinite(v) and v > 0):
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = math.nan  # an array, None or a string: reported below with the parameter's name
+    if isinstance(value, bool | str | bytes) or not (math.isfinite(v) and v > 0):
         raise ValueError(
             f"The '{name}' parameter of {func} must be a finite number > 0. Got {value!r} instead."
         )
@@ -120,7 +125,10 @@ def standardise_forecast(p_test: np.ndarray, p_ref: np.ndarray) -> np.ndarray:
             f"The 'p_ref' parameter of {func} must contain at least one finite value. "
             f"Got {pr.size} values, none finite, instead."
         )
-    rms = float(np.sqrt(np.mean(finite**2)))
-    if rms == 0.0:
+    peak = float(np.max(np.abs(finite)))
+    if peak == 0.0:
         return np.zeros_like(pt)
+    # RMS computed on values scaled by their peak, so huge forecasts cannot overflow to inf
+    # (which would silently turn every standardised forecast into 0).
+    rms = peak * float(np.sqrt(np.mean((finite / peak) ** 2)))
     return pt / rms

@@ -15,8 +15,20 @@ bootstrap draw:
 
 The mean block length is ``max(horizon, L_PW)`` with ``L_PW`` the Politis & White (2004)
 automatic choice (Patton, Politis & White 2009 correction) as implemented by ``arch``.
-The interval and the p-value come from the same centred statistic ``|T*|`` and agree
-exactly: the verdict is non-inconclusive if and only if ``p < 1 - level``.
+
+The statistic is studentised (a bootstrap-t): the centred bootstrap mean is divided by a
+Bartlett (HAC) standard error computed with the same formula on the resampled days as on the
+real ones (the "naive" studentisation of Goncalves & Vogelsang 2011), with a Bartlett
+window of two mean block lengths. The plain percentile block bootstrap of a mean inherits
+the downward bias and the noise of its implied long-run variance estimate: on MA(4) day
+scores (5-day labels) over 500 days it rejected a true null 8.1% of the time at a nominal
+5% (2000 runs), whatever the block length. In the bootstrap-t the unknown scale cancels:
+5.5% (1 seed) and 5.0% (3 seeds with seed effects), 3000 runs each; 6.6% over 150 days.
+The seed level is resampled with the usual ``sqrt(S / (S - 1))`` correction, without which
+S resampled seeds carry only ``(S - 1) / S`` of the seed variance (2/3 with three seeds).
+The interval and the p-value come from the same centred statistic ``|T*|`` (in the units
+of the day scores) and agree exactly: the verdict is non-inconclusive if and only if
+``p < 1 - level``.
 """
 
 from __future__ import annotations
@@ -29,10 +41,14 @@ from typing import Literal
 
 import numpy as np
 from arch.bootstrap import optimal_block_length
-from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.multitest import multipletests  # type: ignore[import-untyped]
 
 _MIN_DAYS_FOR_PW = 10
 """Below this many days the Politis-White estimate is noise (or fails): use no blocking."""
+_HAC_WINDOW_PER_BLOCK = 2.0
+"""Bartlett window of the studentising standard error, in mean block lengths. One block
+length over-rejected at small samples (6-8% at 5% on MA(4) x 150 days); two were within
+about a point of nominal from 150 to 1000 days in the calibration runs."""
 _CELLS_PER_CHUNK = 2_000_000
 """Bootstrap draws are processed in chunks of about this many (draw, day) cells to cap memory."""
 
@@ -78,7 +94,9 @@ def _check_common(func: str, horizon: int, level: float, n_boot: int) -> None:
     """Validate the arguments shared by the public tests (fail fast, before any work)."""
     if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 1:
         raise _bad("horizon", func, "an int >= 1", horizon)
-    if not (isinstance(level, float | int) and 0.0 < float(level) < 1.0):
+    if isinstance(level, bool) or not (
+        isinstance(level, float | int | np.floating | np.integer) and 0.0 < float(level) < 1.0
+    ):
         raise _bad("level", func, "a float in the range (0, 1)", level)
     if isinstance(n_boot, bool) or not isinstance(n_boot, int | np.integer) or n_boot < 1:
         raise _bad("n_boot", func, "an int >= 1", n_boot)
@@ -132,6 +150,14 @@ def stationary_indices(
     does), so block lengths are geometric with that mean; a block starts at a uniform day and
     runs on, wrapping round the end (circular), which keeps every day equally likely.
     """
+    func = "stationary_indices"
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int | np.integer) or n_boot < 0:
+        raise _bad("n_boot", func, "an int >= 0", n_boot)
+    if isinstance(n_days, bool) or not isinstance(n_days, int | np.integer) or n_days < 1:
+        raise _bad("n_days", func, "an int >= 1", n_days)
+    if not (isinstance(block_length, float | int | np.floating | np.integer)
+            and math.isfinite(block_length) and block_length >= 1.0):
+        raise _bad("block_length", func, "a finite float >= 1", block_length)
     new = rng.random((n_boot, n_days)) < 1.0 / block_length
     new[:, 0] = True
     starts = rng.integers(0, n_days, size=(n_boot, n_days))
@@ -149,8 +175,12 @@ def _seed_weights(u: np.ndarray, n_seeds: int) -> np.ndarray:
     """
     if n_seeds == 1:
         return np.ones((u.shape[0], 1))
+    n_draws = u.shape[0]
     picks = np.minimum((u[:, :n_seeds] * n_seeds).astype(np.int64), n_seeds - 1)
-    return (picks[:, :, None] == np.arange(n_seeds)).sum(axis=1).astype(np.float64)
+    # counts per (draw, seed) by one bincount: O(n_draws * n_seeds) memory, not n_seeds**2
+    flat = (picks + n_seeds * np.arange(n_draws)[:, None]).ravel()
+    counts = np.bincount(flat, minlength=n_draws * n_seeds)
+    return counts.reshape(n_draws, n_seeds).astype(np.float64)
 
 
 def _boot_means(d: np.ndarray, day_idx: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -196,6 +226,66 @@ def _bootstrap(arrays: Sequence[np.ndarray], *, n_boot: int, block_length: float
     return np.concatenate(out, axis=0)
 
 
+def _bartlett_var(x: np.ndarray, window: int) -> np.ndarray:
+    """Bartlett (HAC) variance of each row's mean, lag weights ``1 - |k| / window``.
+
+    Uses the moving-sum identity ``sum_k (window - |k|)_+ n c_k = sum_t W_t**2``, with ``W_t``
+    the sums of ``window`` consecutive demeaned values of the zero-padded row, so it costs
+    O(n_days) per row whatever the window, in about two arrays of the size of ``x``.
+    ``window = 1`` is the i.i.d. variance ``c_0 / n``.
+    """
+    n = x.shape[-1]
+    w = int(min(max(window, 1), n))
+    c = np.cumsum(x - x.mean(axis=-1, keepdims=True), axis=-1)
+    head = (c[..., : w - 1] ** 2).sum(axis=-1)  # windows hanging over the start
+    prev = np.concatenate([np.zeros((*c.shape[:-1], 1)), c[..., : n - w]], axis=-1)
+    middle = ((c[..., w - 1:] - prev) ** 2).sum(axis=-1)  # full windows
+    tail = ((c[..., -1:] - c[..., n - w: n - 1]) ** 2).sum(axis=-1)  # over the end
+    return np.maximum((head + middle + tail) / (n * w), 0.0) / n
+
+
+def _paired_abs_t(arr: np.ndarray, x: np.ndarray, estimate: float, *, n_boot: int,
+                  block_length: float, seed: int) -> np.ndarray:
+    """``|T*|`` of the studentised two-level bootstrap, in the units of the day scores.
+
+    Per draw (one day-index set, one seed draw): the day part is the mean of the seed-averaged
+    series ``x`` over the drawn days minus ``estimate``; the seed part is the difference the
+    seed weights make on the same days, scaled by ``sqrt(S / (S - 1))`` so the S resampled
+    seeds carry the whole seed variance ``s^2 / S`` rather than ``(S - 1) / S`` of it. The sum
+    is divided by the Bartlett standard error of the drawn days and multiplied by that of the
+    real days (the bootstrap-t, expressed back in score units so the interval is
+    ``estimate +- c``). A constant ``x`` has no day-level scale: then nothing is studentised.
+    A draw whose days have no spread while ``x`` has some gives ``|T*| = inf`` (the most
+    extreme draw), so a tiny or mostly constant series gets a wide, possibly infinite,
+    interval rather than a falsely narrow one. Draws whose seeds cover none of the drawn days
+    are dropped.
+    """
+    rng = np.random.default_rng(seed)
+    n_seeds, n_days = arr.shape
+    window = max(1, round(_HAC_WINDOW_PER_BLOCK * block_length))
+    scale = float(np.sqrt(_bartlett_var(x, window))) if np.ptp(x) > 0 else 0.0
+    kappa = math.sqrt(n_seeds / (n_seeds - 1)) if n_seeds > 1 else 0.0
+    out = []
+    for size in _draw_chunks(n_boot, n_days):
+        idx = stationary_indices(rng, size, n_days, block_length)
+        u = rng.random((size, n_seeds))
+        xs = x[idx]
+        day_mean = xs.mean(axis=1)
+        t = day_mean - estimate
+        if n_seeds > 1:
+            t = t + kappa * (_boot_means(arr, idx, _seed_weights(u, n_seeds)) - day_mean)
+        abs_t = np.abs(t)
+        if scale > 0.0:
+            s_star = np.sqrt(_bartlett_var(xs, window))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                abs_t = np.where(s_star > 0.0, abs_t / s_star * scale,
+                                 np.where(abs_t == 0.0, 0.0, np.inf))
+            abs_t[np.isnan(t)] = np.nan
+        out.append(abs_t)
+    abs_all = np.concatenate(out)
+    return abs_all[~np.isnan(abs_all)]
+
+
 def _critical_value(abs_t: np.ndarray, alpha: float) -> float:
     """The order statistic of ``|T*|`` that makes the interval and the p-value agree exactly.
 
@@ -232,14 +322,24 @@ def paired_day_test(d: np.ndarray, *, horizon: int = 1, level: float = 0.95, n_b
     the automatic choice entirely (e.g. ``1.0`` for the naive i.i.d. bootstrap, to show how
     badly it under-covers).
 
-    The statistic is ``T* = mean* - estimate``; the interval ``estimate ± c`` with ``c`` the
-    ``level`` quantile of ``|T*|`` and ``p = (1 + #{|T*| >= |estimate|}) / (1 + n_boot)``;
-    ``c`` is the order statistic for which ``verdict != "inconclusive"`` exactly when
-    ``p < 1 - level`` (see :func:`_critical_value`), so the two never disagree.
+    The statistic is the studentised ``T* = (mean* - estimate) * se / se*`` (see
+    :func:`_paired_abs_t`; ``se`` and ``se*`` are Bartlett standard errors over the real and
+    the drawn days with window ``round(2 * block_length)``); the interval is ``estimate ± c``
+    with ``c`` the ``level`` quantile of ``|T*|`` and
+    ``p = (1 + #{|T*| >= |estimate|}) / (1 + B)``, ``B`` the number of usable draws (at most
+    ``n_boot``, so ``p >= 1 / (1 + n_boot)``); ``c`` is the order statistic for which
+    ``verdict != "inconclusive"`` exactly when ``p < 1 - level`` (see
+    :func:`_critical_value`), so the two never disagree. A constant ``d`` (every day and seed
+    equal) gives ``estimate`` = that constant and a zero-width interval; a handful of days
+    that a draw can repeat into a constant series gives a wide or infinite interval.
     """
     func = "paired_day_test"
     _check_common(func, horizon, level, n_boot)
-    if block_length is not None and not (math.isfinite(block_length) and block_length >= 1.0):
+    if block_length is not None and not (
+        isinstance(block_length, float | int | np.floating | np.integer)
+        and not isinstance(block_length, bool)
+        and math.isfinite(block_length) and block_length >= 1.0
+    ):
         raise _bad("block_length", func, "None or a finite float >= 1", block_length)
     arr = _as_seed_day(d, "d", func)
     arr = arr[np.isfinite(arr).any(axis=1)][:, np.isfinite(arr).any(axis=0)]
@@ -251,8 +351,7 @@ def paired_day_test(d: np.ndarray, *, horizon: int = 1, level: float = 0.95, n_b
     if block_length is None:
         block_length = max(float(horizon), _pw_block_length(x))
     block_length = float(min(block_length, n_days)) if n_days > 1 else 1.0
-    means = _bootstrap([arr], n_boot=n_boot, block_length=block_length, seed=seed)[:, 0]
-    abs_t = np.abs(means[np.isfinite(means)] - estimate)
+    abs_t = _paired_abs_t(arr, x, estimate, n_boot=n_boot, block_length=block_length, seed=seed)
     alpha = 1.0 - float(level)
     c = _critical_value(abs_t, alpha)
     p = (1.0 + np.count_nonzero(abs_t >= abs(estimate))) / (1.0 + abs_t.size)
@@ -276,7 +375,7 @@ def adjust_pvalues(p: Sequence[float], method: Literal["holm", "bh"] = "holm") -
     arr = np.asarray(p, dtype=np.float64).reshape(-1)
     keep = ~np.isnan(arr)
     if ((arr[keep] < 0) | (arr[keep] > 1)).any():
-        raise _bad("p", func, "a sequence of probabilities in [0, 1] or NaN", list(arr))
+        raise _bad("p", func, "a sequence of probabilities in [0, 1] or NaN", arr.tolist())
     out = np.full(arr.shape, np.nan)
     if keep.any():
         out[keep] = multipletests(arr[keep], method=methods[method])[1]
