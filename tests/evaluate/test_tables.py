@@ -9,7 +9,13 @@ import pandas as pd
 import pytest
 
 from xfer.evaluate import tables as T
-from xfer.evaluate.contract import COMPARISON_COLUMNS, CURVE_COLUMNS, PREDICTION_COLUMNS, SIZING_COLUMNS, VERDICT_COLUMNS
+from xfer.evaluate.contract import (
+    COMPARISON_COLUMNS,
+    CURVE_COLUMNS,
+    PREDICTION_COLUMNS,
+    SIZING_COLUMNS,
+    VERDICT_COLUMNS,
+)
 from xfer.evaluate.scores import day_scores, fold_scale
 
 N_DAYS = 300

@@ -24,11 +24,13 @@ the downward bias and the noise of its implied long-run variance estimate: on MA
 scores (5-day labels) over 500 days it rejected a true null 8.1% of the time at a nominal
 5% (2000 runs), whatever the block length. In the bootstrap-t the unknown scale cancels:
 5.5% (1 seed) and 5.0% (3 seeds with seed effects), 3000 runs each; 6.6% over 150 days.
-The seed level is resampled with the usual ``sqrt(S / (S - 1))`` correction, without which
-S resampled seeds carry only ``(S - 1) / S`` of the seed variance (2/3 with three seeds).
-The interval and the p-value come from the same centred statistic ``|T*|`` (in the units
-of the day scores) and agree exactly: the verdict is non-inconclusive if and only if
-``p < 1 - level``.
+The seed level enters as an explicit variance component (:func:`_seed_variance`): the
+spread of the seeds' means minus the part of it that is day noise (which the day level
+already counts), divided by the number of seeds. Resampling seeds on top of the days
+counted that noise twice (0.25% false verdicts on a true null at nominal 5%).
+The standard error is ``sqrt(se_day^2 + seed term)``; the interval is ``estimate +- c * se``
+and the p-value ``P*(|T*| >= |estimate| / se)`` with the same draws, so they agree exactly:
+the verdict is non-inconclusive if and only if ``p < 1 - level``.
 """
 
 from __future__ import annotations
@@ -244,46 +246,59 @@ def _bartlett_var(x: np.ndarray, window: int) -> np.ndarray:
     return np.maximum((head + middle + tail) / (n * w), 0.0) / n
 
 
-def _paired_abs_t(arr: np.ndarray, x: np.ndarray, estimate: float, *, n_boot: int,
-                  block_length: float, seed: int) -> np.ndarray:
-    """``|T*|`` of the studentised two-level bootstrap, in the units of the day scores.
+def _seed_variance(arr: np.ndarray, x: np.ndarray, window: int) -> float:
+    """Variance of the seed-averaged estimate that comes from the seeds themselves.
 
-    Per draw (one day-index set, one seed draw): the day part is the mean of the seed-averaged
-    series ``x`` over the drawn days minus ``estimate``; the seed part is the difference the
-    seed weights make on the same days, scaled by ``sqrt(S / (S - 1))`` so the S resampled
-    seeds carry the whole seed variance ``s^2 / S`` rather than ``(S - 1) / S`` of it. The sum
-    is divided by the Bartlett standard error of the drawn days and multiplied by that of the
-    real days (the bootstrap-t, expressed back in score units so the interval is
-    ``estimate +- c``). A constant ``x`` has no day-level scale: then nothing is studentised.
-    A draw whose days have no spread while ``x`` has some gives ``|T*| = inf`` (the most
-    extreme draw), so a tiny or mostly constant series gets a wide, possibly infinite,
-    interval rather than a falsely narrow one. Draws whose seeds cover none of the drawn days
-    are dropped.
+    With ``d[s, t] = a_s + c_t + e[s, t]`` (a seed effect, a day effect shared by all seeds,
+    seed-specific day noise), the spread of the seeds' means holds ``Var(a)`` *plus* the day
+    noise of each seed's mean, which the day-level bootstrap of the seed-averaged series already
+    counts. So the noise part is subtracted: it is estimated from each seed's deviation from the
+    seed mean (Bartlett variance of its mean, scaled by ``S / (S - 1)`` because the deviations
+    are taken from a mean that contains the seed itself). Returns ``max(0, Var(a)) / S``; 0 for
+    one seed. (Adding the raw spread instead counted the day noise twice: intervals ~1.35x too
+    wide and 0.25% false verdicts on a true null at nominal 5%; see CALIBRATION.md.)
+    """
+    n_seeds = arr.shape[0]
+    if n_seeds < 2:
+        return 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        means = np.nanmean(arr, axis=1)
+        spread = float(np.var(means, ddof=1))
+        noise = []
+        for row in arr:
+            dev = (row - x)[np.isfinite(row)]
+            if dev.size > 1:
+                noise.append(float(_bartlett_var(dev[None, :], window)[0]))
+    tau2 = float(np.mean(noise)) * n_seeds / (n_seeds - 1) if noise else 0.0
+    return max(0.0, spread - tau2) / n_seeds
+
+
+def _studentised_draws(x: np.ndarray, estimate: float, *, n_boot: int, block_length: float,
+                       window: int, seed: int) -> tuple[np.ndarray, float]:
+    """``|T*|`` draws of the day-level bootstrap-t and the day-level standard error.
+
+    Per draw (stationary-bootstrap day indices of the seed-averaged series ``x``):
+    ``T* = (mean* - estimate) / se*``, ``se*`` the Bartlett standard error of the drawn days.
+    A constant ``x`` has no day-level scale: every draw is 0. A draw whose days have no spread
+    while ``x`` has some gives ``|T*| = inf`` (the most extreme draw), so a tiny or mostly
+    constant series gets a wide, possibly infinite, interval rather than a falsely narrow one.
     """
     rng = np.random.default_rng(seed)
-    n_seeds, n_days = arr.shape
-    window = max(1, round(_HAC_WINDOW_PER_BLOCK * block_length))
-    scale = float(np.sqrt(_bartlett_var(x, window))) if np.ptp(x) > 0 else 0.0
-    kappa = math.sqrt(n_seeds / (n_seeds - 1)) if n_seeds > 1 else 0.0
+    n_days = x.size
+    se = float(np.sqrt(_bartlett_var(x[None, :], window)[0])) if np.ptp(x) > 0 else 0.0
     out = []
     for size in _draw_chunks(n_boot, n_days):
         idx = stationary_indices(rng, size, n_days, block_length)
-        u = rng.random((size, n_seeds))
         xs = x[idx]
-        day_mean = xs.mean(axis=1)
-        t = day_mean - estimate
-        if n_seeds > 1:
-            t = t + kappa * (_boot_means(arr, idx, _seed_weights(u, n_seeds)) - day_mean)
-        abs_t = np.abs(t)
-        if scale > 0.0:
-            s_star = np.sqrt(_bartlett_var(xs, window))
-            with np.errstate(invalid="ignore", divide="ignore"):
-                abs_t = np.where(s_star > 0.0, abs_t / s_star * scale,
-                                 np.where(abs_t == 0.0, 0.0, np.inf))
-            abs_t[np.isnan(t)] = np.nan
-        out.append(abs_t)
-    abs_all = np.concatenate(out)
-    return abs_all[~np.isnan(abs_all)]
+        t = np.abs(xs.mean(axis=1) - estimate)
+        if se == 0.0:
+            out.append(np.zeros(size))
+            continue
+        s_star = np.sqrt(_bartlett_var(xs, window))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out.append(np.where(s_star > 0.0, t / s_star, np.where(t == 0.0, 0.0, np.inf)))
+    return np.concatenate(out), se
 
 
 def _critical_value(abs_t: np.ndarray, alpha: float) -> float:
@@ -322,13 +337,13 @@ def paired_day_test(d: np.ndarray, *, horizon: int = 1, level: float = 0.95, n_b
     the automatic choice entirely (e.g. ``1.0`` for the naive i.i.d. bootstrap, to show how
     badly it under-covers).
 
-    The statistic is the studentised ``T* = (mean* - estimate) * se / se*`` (see
-    :func:`_paired_abs_t`; ``se`` and ``se*`` are Bartlett standard errors over the real and
-    the drawn days with window ``round(2 * block_length)``); the interval is ``estimate ± c``
-    with ``c`` the ``level`` quantile of ``|T*|`` and
-    ``p = (1 + #{|T*| >= |estimate|}) / (1 + B)``, ``B`` the number of usable draws (at most
-    ``n_boot``, so ``p >= 1 / (1 + n_boot)``); ``c`` is the order statistic for which
-    ``verdict != "inconclusive"`` exactly when ``p < 1 - level`` (see
+    The statistic is the studentised ``T* = (mean* - estimate) / se*`` over the drawn days (see
+    :func:`_studentised_draws`; Bartlett standard errors with window ``round(2 * block_length)``);
+    the standard error of the estimate is ``se = sqrt(se_day^2 + seed term)``
+    (:func:`_seed_variance`); the interval is ``estimate ± c`` with ``c = q * se``, ``q`` the
+    ``level`` quantile of ``|T*|``, and ``p = (1 + #{|T*| >= |estimate| / se}) / (1 + B)``,
+    ``B`` the number of draws (so ``p >= 1 / (1 + n_boot)``); ``q`` is the order statistic
+    for which ``verdict != "inconclusive"`` exactly when ``p < 1 - level`` (see
     :func:`_critical_value`), so the two never disagree. A constant ``d`` (every day and seed
     equal) gives ``estimate`` = that constant and a zero-width interval; a handful of days
     that a draw can repeat into a constant series gives a wide or infinite interval.
@@ -351,10 +366,17 @@ def paired_day_test(d: np.ndarray, *, horizon: int = 1, level: float = 0.95, n_b
     if block_length is None:
         block_length = max(float(horizon), _pw_block_length(x))
     block_length = float(min(block_length, n_days)) if n_days > 1 else 1.0
-    abs_t = _paired_abs_t(arr, x, estimate, n_boot=n_boot, block_length=block_length, seed=seed)
+    window = max(1, round(_HAC_WINDOW_PER_BLOCK * block_length))
+    abs_t, se_day = _studentised_draws(x, estimate, n_boot=n_boot, block_length=block_length,
+                                       window=window, seed=seed)
+    se = math.sqrt(se_day**2 + _seed_variance(arr, x, window))
     alpha = 1.0 - float(level)
-    c = _critical_value(abs_t, alpha)
-    p = (1.0 + np.count_nonzero(abs_t >= abs(estimate))) / (1.0 + abs_t.size)
+    if se_day == 0.0 and se > 0.0:  # no day-level spread at all: the seed term alone, normal
+        abs_t = np.abs(np.random.default_rng(seed).standard_normal(n_boot))
+    crit = _critical_value(abs_t, alpha)
+    c = crit * se if se > 0.0 else (0.0 if math.isfinite(crit) else math.inf)
+    z = abs(estimate) / se if se > 0.0 else (math.inf if estimate != 0.0 else 0.0)
+    p = (1.0 + np.count_nonzero(abs_t >= z)) / (1.0 + abs_t.size)
     lo, hi = estimate - c, estimate + c
     verdict = "positive" if lo > 0 else "negative" if hi < 0 else "inconclusive"
     return DayTest(estimate, lo, hi, float(p), c, n_days, n_seeds, block_length, verdict)

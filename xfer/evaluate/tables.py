@@ -32,7 +32,13 @@ from xfer.evaluate.contract import (
     SIZING_COLUMNS,
     VERDICT_COLUMNS,
 )
-from xfer.evaluate.inference import DayTest, adjust_pvalues, paired_day_test, required_fraction_days, verdict_from
+from xfer.evaluate.inference import (
+    DayTest,
+    adjust_pvalues,
+    paired_day_test,
+    required_fraction_days,
+    verdict_from,
+)
 
 ALPHA = 0.05
 """Level of the verdicts (on the adjusted p-value) and 1 - level of the delta intervals."""

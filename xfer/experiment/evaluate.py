@@ -14,9 +14,9 @@ import torch
 
 from xfer.data.normalize import Standardizer
 from xfer.data.splits import Fold
+from xfer.evaluate.baselines import fit_baselines
 from xfer.evaluate.domain import embed, probe_accuracy
 from xfer.evaluate.importance import permutation_importance, regime_masks
-from xfer.evaluate.baselines import fit_baselines
 from xfer.evaluate.metrics import compute_metrics
 from xfer.evaluate.scores import day_scores, fold_scale
 from xfer.train.population import predict_many

@@ -23,8 +23,8 @@ import pandas as pd
 from xfer.data.store import Store
 from xfer.evaluate import tables as T
 from xfer.evaluate.contract import PREDICTION_COLUMNS
-from xfer.evaluate.metrics import icir
 from xfer.evaluate.inference import DayTest
+from xfer.evaluate.metrics import icir
 from xfer.train.types import MemberResult
 
 from .config import Candidate, TransferConfig

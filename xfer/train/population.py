@@ -30,7 +30,16 @@ from torch import nn
 from torch.func import functional_call, grad_and_value, vmap
 
 from xfer.models.backbones import Backbone
-from xfer.train.types import AuxTask, Data, Member, MemberResult, Params, Rows, TrainConfig, schedule
+from xfer.train.types import (
+    AuxTask,
+    Data,
+    Member,
+    MemberResult,
+    Params,
+    Rows,
+    TrainConfig,
+    schedule,
+)
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
 

@@ -10,7 +10,6 @@ backbone's representation with its own head and data stream (DANN is one, in
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 

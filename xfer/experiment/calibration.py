@@ -1,0 +1,570 @@
+"""Statistical calibration of the transfer verdicts, end to end, on ground-truth synthetic markets.
+
+A verdict is only as good as its error rates. This module measures them by running the whole
+experiment (:func:`prepare` -> :func:`fit_candidates` -> :func:`select` -> :func:`evaluate_fits`
++ :func:`baseline_days` -> :func:`xfer.evaluate.tables.verdicts`, the steps of
+:func:`xfer.experiment.run.run_transfer`) many times on targets simulated afresh from a
+:class:`~xfer.data.synthetic.SynthSpec` whose truth is known:
+
+* **null suite**: the target's returns are a martingale difference (no AR, no momentum, no
+  drift; GARCH kept), so every forecast's expected ``skill`` is exactly 0 and so is the true
+  difference between any transfer cell and scratch. A verdict that is not "inconclusive" is
+  false; at the unadjusted 95% level it should happen about 5% of the time (and the Holm
+  family-wise rate, any false adjusted verdict in a table, at most about 5%).
+* **coverage suite**: pairs with a real effect ("shared" and "opposite" dynamics) at a small
+  target fraction. The estimand of a cell is the expected per-day score difference (transfer
+  minus scratch) of the *fitted* models on the target's distribution, averaged over seeds and
+  folds (folds weighted by their test-block lengths, as the pooled test days weight them). An
+  oracle measures it: the same fitted models, each with its own fold's feature and label
+  standardisers, forecast scale (its validation forecasts) and day-score scale, are scored
+  on a fresh ``oracle_days``-day sample of the target's generator. Coverage is the share of
+  cells whose 95% interval contains the oracle effect.
+* **power**: on the "shared" pair, how often head-only and full fine-tuning are called
+  "positive" (unadjusted and Holm-adjusted).
+
+The source market is simulated once per suite and its pre-training is cached (one cache
+directory per source), so a replication only resamples and refits the target.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import os
+import platform
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.stats import binomtest
+
+from xfer.data import synthetic as syn
+from xfer.data.features import FeatureMatrix, build_features
+from xfer.data.normalize import Standardizer
+from xfer.data.splits import Fold, SplitSpec
+from xfer.data.store import Store
+from xfer.evaluate import tables as T
+from xfer.evaluate.inference import paired_day_test
+from xfer.evaluate.scores import day_scores
+from xfer.models.backbones import BackboneSpec
+from xfer.train.population import predict_many
+from xfer.train.types import Data, MemberResult, TrainConfig
+
+from .config import TransferConfig
+from .evaluate import baseline_days, evaluate_fits, fold_scale_of
+from .fit import fit_candidates, select
+from .prepare import Context, prepare
+from .run import _keys, candidates, day_frame
+
+Say = Callable[[str], None]
+
+
+# ----------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Sizes of a calibration run. Every replication is one full experiment on a new target."""
+
+    name: str
+    null_replications: int
+    """Replications of the null suite (each gives ``len(strategies) x len(null_fractions)`` verdicts)."""
+    coverage_replications: int
+    """Replications per coverage pair and target type."""
+    null_fractions: tuple[float, ...] = (0.2, 1.0)
+    coverage_fraction: float = 0.05
+    coverage_pairs: tuple[str, ...] = ("shared", "opposite")
+    coverage_targets: tuple[str, ...] = ("return",)
+    strategies: tuple[str, ...] = ("head_only", "full")
+    seeds: int = 2
+    n_folds: int = 3
+    target_days: int = 2000
+    source_days: int = 3000
+    oracle_days: int = 100_000
+    hidden: int = 16
+    batch_size: int = 64
+    steps_per_epoch: int = 10
+    max_epochs: int = 15
+    source_steps_per_epoch: int = 20
+    source_max_epochs: int = 15
+    baselines: bool = False
+    """Also fit the practitioner baselines, as ``run_transfer`` does. Off by default: they cost
+    ~0.5 s per replication and change no verdict against scratch (only the baseline columns)."""
+    seed: int = 0
+    """Base of every simulation seed (target samples, oracle samples, the source)."""
+    threads: int = 1
+    """Torch threads per process."""
+    workers: int = 2
+    """Processes running replications (results do not depend on it: every replication is seeded)."""
+
+
+REDUCED = Settings(name="reduced", null_replications=60, coverage_replications=25, null_fractions=(0.2,))
+"""The CI preset (``pytest -m calibration``): 60 null replications (120 verdicts) and 25
+replications per coverage pair (50 replications, 100 intervals), return target."""
+FULL = Settings(name="full", null_replications=100, coverage_replications=40,
+                coverage_targets=("return", "volatility"))
+"""The script's preset (``scripts/calibrate.py``): 400 null verdicts (2 fractions); 160 coverage
+replications (2 pairs x return and volatility), 320 intervals."""
+PRESETS = {"reduced": REDUCED, "full": FULL}
+
+
+def null_target_spec(base: syn.SynthSpec | None = None) -> syn.SynthSpec:
+    """A target with no return predictability: phi = momentum = mu = 0, GARCH (and levels) kept.
+
+    The default base is the "shared" pair's target, so the null target differs from the
+    trend-following source only in having no trend.
+    """
+    base = base or syn.pair_specs("shared")[1]
+    return syn.SynthSpec.model_validate({**base.model_dump(), "phi": 0.0, "momentum": 0.0, "mu": 0.0})
+
+
+def experiment_config(s: Settings, source: str, target: str, fractions: tuple[float, ...],
+                      target_type: str) -> TransferConfig:
+    """The small experiment every replication runs (scratch + ``s.strategies``)."""
+    return TransferConfig(
+        source=(source,), target=target, strategies=("scratch", *s.strategies), fractions=fractions,
+        seeds=s.seeds, target_type=target_type, lr_candidates=(1.0,),
+        backbone=BackboneSpec(hidden=s.hidden), split=SplitSpec(n_folds=s.n_folds, horizon=5, embargo=5),
+        train=TrainConfig(batch_size=s.batch_size, steps_per_epoch=s.steps_per_epoch, max_epochs=s.max_epochs),
+        source_train=TrainConfig(batch_size=s.batch_size, steps_per_epoch=s.source_steps_per_epoch,
+                                 max_epochs=s.source_max_epochs, patience=4),
+        importance_repeats=0, device="cpu")
+
+
+# ----------------------------------------------------------------------------- the oracle
+
+
+def fresh_sample(spec: syn.SynthSpec, n_days: int, seed: int, target_type: str, horizon: int) -> FeatureMatrix:
+    """Features and labels of a fresh sample of ``spec`` (the oracle's target distribution)."""
+    # pandas' nanosecond dates end in 2262: a long sample starts near their first year
+    frame = syn.simulate(spec, n_days=n_days, seed=seed, start="1678-01-03").drop(columns=["regime"])
+    return build_features(frame, target_type, horizon)
+
+
+def fresh_day_scores(ctx: Context, fold: Fold, fraction: float, chosen: list[MemberResult],
+                     fresh: FeatureMatrix) -> np.ndarray:
+    """Day scores ``(n_fits, n_fresh_days)`` of the chosen fits on ``fresh``, with the test recipe.
+
+    Exactly what :func:`~xfer.experiment.evaluate.evaluate_fits` does on the test block: the
+    features standardised by this fold's (fraction's) training-window standardiser, the forecast
+    taken back to the label's scale with the fold's label standardiser, (return target) divided
+    by the RMS of the same model's validation forecasts, and scored against the fold's day-score
+    scale.
+    """
+    data, sy, ff = ctx.fold_data(fold, fraction)
+    x = ctx.tgt.data[ctx.cols].to_numpy(np.float64)
+    sx = Standardizer.fit(x[ff.train.start:ff.train.stop])
+    fx = torch.from_numpy(sx.transform(fresh.data[ctx.cols].to_numpy(np.float64)))
+    fy = fresh.data["target"].to_numpy(np.float64)
+    fdata = Data(fx, torch.zeros(len(fy), dtype=fx.dtype)).to(data.x.device)
+    rows = torch.arange(ctx.backbone.window - 1, len(fy))  # full windows only
+    params = [r.params for r in chosen]
+    preds = predict_many(ctx.backbone, params, fdata, rows).cpu().numpy()
+    vpreds = predict_many(ctx.backbone, params, data, torch.arange(ff.val.start, ff.val.stop)).cpu().numpy()
+    scale = fold_scale_of(ctx, fold)
+    y = fy[ctx.backbone.window - 1:]
+    return np.stack([day_scores(ctx.cfg.target_type, y, sy.inverse(p), scale, sy.inverse(pv))
+                     for p, pv in zip(preds, vpreds, strict=True)])
+
+
+@dataclass
+class Oracle:
+    """Per-day oracle differences of each (strategy, fraction, seed), folds pooled by weight."""
+
+    fresh: FeatureMatrix
+    acc: dict[tuple[str, float, int], np.ndarray] = field(default_factory=dict)
+
+    def add(self, ctx: Context, fold: Fold, fraction: float, chosen: list[MemberResult]) -> None:
+        scores = fresh_day_scores(ctx, fold, fraction, chosen, self.fresh)
+        tags = [(r.member.tag["strategy"], r.member.tag["seed"]) for r in chosen]
+        scratch = {seed: scores[i] for i, (st, seed) in enumerate(tags) if st == "scratch"}
+        weight = len(fold.test) / sum(len(f.test) for f in ctx.folds)
+        for i, (st, seed) in enumerate(tags):
+            if st != "scratch":
+                key = (st, fraction, seed)
+                self.acc[key] = self.acc.get(key, 0.0) + weight * (scores[i] - scratch[seed])
+
+    def effects(self) -> dict[tuple[str, float], dict[str, float]]:
+        """Per cell: the oracle effect (fresh-sample mean over the seeds), its standard error
+        (i.i.d. days) and the spread of the seeds' own effects (sd over seeds)."""
+        cells: dict[tuple[str, float], list[np.ndarray]] = {}
+        for (st, frac, _seed), v in sorted(self.acc.items()):
+            cells.setdefault((st, frac), []).append(v)
+        out = {}
+        for k, vs in cells.items():
+            d = np.mean(vs, axis=0)
+            per_seed = [float(v.mean()) for v in vs]
+            out[k] = {"oracle": float(d.mean()), "oracle_se": float(d.std(ddof=1) / math.sqrt(d.size)),
+                      "oracle_seed_sd": float(np.std(per_seed, ddof=1)) if len(vs) > 1 else math.nan}
+        return out
+
+
+def seed_diagnostics(days: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    """Per tested cell, how its interval splits into days and seeds (diagnostics only).
+
+    ``day_*``: the same day-level bootstrap-t on the seed-averaged differences alone (no seed
+    level), the interval of the effect of *these* seeds; ``seed_sd``: the spread of the seeds'
+    mean differences; ``seed_corr``: the mean correlation of the seeds' day differences (how much
+    of the day noise the seeds share).
+    """
+    models = days[~days["strategy"].isin(T.ALL_BASELINES)]
+    out = []
+    for frac, g in models.groupby("fraction"):
+        scratch = T.Days(g[g["strategy"] == "scratch"])
+        for st, c in g[g["strategy"] != "scratch"].groupby("strategy"):
+            d = T.paired(T.Days(c), scratch)
+            t = paired_day_test(np.nanmean(d, axis=0), horizon=horizon, level=1 - T.ALPHA)
+            corr = np.corrcoef(d) if d.shape[0] > 1 else np.ones((1, 1))
+            off = corr[~np.eye(len(corr), dtype=bool)]
+            out.append({"strategy": st, "fraction": frac, "day_ci_low": t.ci_low, "day_ci_high": t.ci_high,
+                        "day_p": t.p_value, "seed_sd": float(np.nanstd(np.nanmean(d, axis=1), ddof=1))
+                        if d.shape[0] > 1 else math.nan, "seed_corr": float(off.mean()) if off.size else 1.0})
+    return pd.DataFrame(out)
+
+
+# ----------------------------------------------------------------------------- one replication
+
+
+def replicate(cfg: TransferConfig, store: Store, cache_dir: Path, fresh: FeatureMatrix | None = None,
+              with_baselines: bool = True) -> pd.DataFrame:
+    """One experiment as :func:`run_transfer` runs it, keeping the fitted weights for the oracle.
+
+    Returns the verdict table (one row per cell, scratch included) with the
+    :func:`seed_diagnostics`; with ``fresh``, the non-scratch rows also carry ``oracle`` (the
+    cell's true effect on the target's distribution), ``oracle_se``, ``oracle_seed_sd``,
+    ``covered`` (by the table's interval) and ``day_covered`` (by the day-level-only one).
+    """
+    ctx = prepare(cfg, store, cache_dir)
+    rows: list[dict[str, Any]] = []
+    days: list[dict[str, Any]] = []
+    oracle = Oracle(fresh) if fresh is not None else None
+    for frac in cfg.fractions:
+        by_fold = fit_candidates(ctx, frac, candidates(cfg))
+        for fold in ctx.folds:
+            chosen = select(by_fold[fold.index])
+            fit_rows, fit_days = evaluate_fits(ctx, fold, frac, chosen)
+            rows.extend(fit_rows)
+            days.extend(fit_days + (baseline_days(ctx, fold, frac) if with_baselines else []))
+            if oracle is not None:
+                oracle.add(ctx, fold, frac, chosen)
+    fits = pd.DataFrame(rows).assign(metric=ctx.metric)
+    frame = day_frame(days, _keys(cfg))
+    table = T.verdicts(fits, frame).merge(seed_diagnostics(frame, cfg.h), on=["strategy", "fraction"], how="left")
+    if oracle is not None:
+        eff = oracle.effects()
+        none = {"oracle": math.nan, "oracle_se": math.nan, "oracle_seed_sd": math.nan}
+        for col in none:
+            table[col] = [eff.get(k, none)[col] for k in zip(table["strategy"], table["fraction"], strict=True)]
+        table["covered"] = (table["delta_ci_low"] <= table["oracle"]) & (table["oracle"] <= table["delta_ci_high"])
+        table["day_covered"] = (table["day_ci_low"] <= table["oracle"]) & (table["oracle"] <= table["day_ci_high"])
+    return table
+
+
+# ----------------------------------------------------------------------------- suites
+
+
+@dataclass(frozen=True)
+class Rate:
+    """``k`` events out of ``n`` with the exact (Clopper-Pearson) binomial 95% interval."""
+
+    k: int
+    n: int
+
+    @property
+    def share(self) -> float:
+        return self.k / self.n if self.n else math.nan
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        if not self.n:
+            return (math.nan, math.nan)
+        ci = binomtest(self.k, self.n).proportion_ci(confidence_level=0.95, method="exact")
+        return (float(ci.low), float(ci.high))
+
+    def text(self) -> str:
+        lo, hi = self.ci
+        return f"{self.k}/{self.n} = {self.share:.1%} (exact 95% CI {lo:.1%} to {hi:.1%})"
+
+
+def rate(flags: pd.Series | np.ndarray) -> Rate:
+    arr = np.asarray(flags, dtype=bool)
+    return Rate(int(arr.sum()), int(arr.size))
+
+
+@dataclass
+class SuiteResult:
+    """Every replication's verdict rows (scratch rows dropped) and the suite's wall time."""
+
+    name: str
+    rows: pd.DataFrame
+    seconds: float
+    replications: int
+
+    @property
+    def seconds_per_replication(self) -> float:
+        return self.seconds / max(self.replications, 1)
+
+    @property
+    def cpu_per_replication(self) -> float:
+        """Mean CPU seconds of one replication (load-independent, unlike the wall time)."""
+        if "cpu_s" not in self.rows:
+            return math.nan
+        return float(self.rows.groupby(["relation", "target_type", "replication"])["cpu_s"].first().mean())
+
+
+def _tested(table: pd.DataFrame) -> pd.DataFrame:
+    return table[table["strategy"] != "scratch"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One replication: a new target sample, a full experiment, its verdict rows."""
+
+    settings: Settings
+    suite: str
+    relation: str
+    target_type: str
+    target: syn.SynthSpec
+    fractions: tuple[float, ...]
+    index: int
+    seed: int
+    """Seed of the target sample."""
+    home: Path
+    cache: Path
+    source: str
+    oracle_seed: int | None = None
+    """Seed of the oracle's fresh sample (None: no oracle, the null suite's truth is 0)."""
+
+
+@lru_cache(maxsize=4)
+def _fresh(spec_json: str, n_days: int, seed: int, target_type: str, horizon: int) -> FeatureMatrix:
+    """One fresh sample per (spec, seed) and process: every replication of a cell shares it."""
+    return fresh_sample(syn.SynthSpec.model_validate_json(spec_json), n_days, seed, target_type, horizon)
+
+
+def run_job(job: Job) -> pd.DataFrame:
+    """Simulate the job's target into the suite's store, run the experiment, return its verdict rows."""
+    s, store = job.settings, Store(job.home)
+    cpu, wall = time.process_time(), time.perf_counter()
+    tid = f"cal_tgt_{job.index}"  # own id: replications may run in parallel processes
+    syn.write_market(store, tid, job.target, s.target_days, job.seed, role="target", replace=True)
+    cfg = experiment_config(s, job.source, tid, job.fractions, job.target_type)
+    fresh = (None if job.oracle_seed is None else
+             _fresh(job.target.model_dump_json(), s.oracle_days, job.oracle_seed, job.target_type, cfg.h))
+    try:
+        table = _tested(replicate(cfg, store, job.cache, fresh, s.baselines))
+    finally:
+        store.path(tid).unlink(missing_ok=True)
+    return table.assign(suite=job.suite, relation=job.relation, target_type=job.target_type,
+                        replication=job.index, target_seed=job.seed, cpu_s=time.process_time() - cpu,
+                        wall_s=time.perf_counter() - wall)
+
+
+def _init_worker(threads: int) -> None:
+    import gc
+
+    torch.set_num_threads(threads)
+    gc.collect()
+    gc.freeze()
+
+
+def run_jobs(jobs: list[Job], workers: int, say: Say, label: str) -> pd.DataFrame:
+    """Run the jobs (the first one here, so the source is pre-trained and cached once; the rest
+    in ``workers`` spawned processes when > 1), their rows in job order."""
+    if not jobs:
+        return pd.DataFrame()
+    t0 = time.perf_counter()
+    out = {0: run_job(jobs[0])}
+    rest = jobs[1:]
+
+    def progress() -> None:
+        if len(out) % 10 == 0 or len(out) == len(jobs):
+            say(f"{label}: {len(out)}/{len(jobs)} replications ({time.perf_counter() - t0:.0f} s)")
+
+    if workers <= 1:
+        for j in rest:
+            out[j.index - jobs[0].index] = run_job(j)
+            progress()
+    else:
+        ctx = mp.get_context("spawn")  # torch's thread pools do not survive a fork
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(jobs[0].settings.threads,)) as pool:
+            futures = {pool.submit(run_job, j): j.index - jobs[0].index for j in rest}
+            for f in as_completed(futures):
+                out[futures[f]] = f.result()
+                progress()
+    return pd.concat([out[k] for k in sorted(out)], ignore_index=True)
+
+
+def _world(s: Settings, workdir: Path, name: str, source: syn.SynthSpec) -> tuple[Path, Path, str]:
+    """A store holding the suite's one source market (simulated once) and its source cache."""
+    home = Path(workdir) / name / "home"
+    src = f"cal_{name}_src"
+    syn.write_market(Store(home), src, source, s.source_days, s.seed + 7, role="source", replace=True)
+    return home, Path(workdir) / name / "cache", src
+
+
+def null_jobs(s: Settings, workdir: Path) -> list[Job]:
+    """Martingale-difference targets (:func:`null_target_spec`) against the "shared" pair's
+    trend-following source; every true delta is exactly 0."""
+    home, cache, src = _world(s, workdir, "null", syn.pair_specs("shared")[0])
+    spec = null_target_spec()
+    return [Job(s, "null", "null", "return", spec, s.null_fractions, i, s.seed + 100_000 + i, home, cache, src)
+            for i in range(s.null_replications)]
+
+
+def coverage_jobs(s: Settings, workdir: Path) -> list[list[Job]]:
+    """Per (pair, target type): replications at ``coverage_fraction`` with an oracle sample."""
+    groups = []
+    for pi, relation in enumerate(s.coverage_pairs):
+        source, target = syn.pair_specs(relation)
+        home, cache, src = _world(s, workdir, f"cov_{relation}", source)
+        for ti, target_type in enumerate(s.coverage_targets):
+            base = s.seed + 100_000 * (2 + len(s.coverage_targets) * pi + ti)
+            groups.append([Job(s, "coverage", relation, target_type, target, (s.coverage_fraction,), i,
+                               base + i, home, cache, src, oracle_seed=s.seed + 900_000 + 10 * pi + ti)
+                           for i in range(s.coverage_replications)])
+    return groups
+
+
+def run_null(s: Settings, workdir: Path, say: Say | None = None) -> SuiteResult:
+    say = say or (lambda _m: None)
+    t0 = time.perf_counter()
+    rows = run_jobs(null_jobs(s, workdir), s.workers, say, "null")
+    say(f"null: {rate(rows['p_value'] < T.ALPHA).text()} unadjusted false verdicts")
+    return SuiteResult("null", rows, time.perf_counter() - t0, s.null_replications)
+
+
+def run_coverage(s: Settings, workdir: Path, say: Say | None = None) -> SuiteResult:
+    say = say or (lambda _m: None)
+    t0, out = time.perf_counter(), []
+    for jobs in coverage_jobs(s, workdir):
+        label = f"coverage {jobs[0].relation}/{jobs[0].target_type}"
+        rows = run_jobs(jobs, s.workers, say, label)
+        say(f"{label}: {rate(rows['covered']).text()} intervals cover the oracle")
+        out.append(rows)
+    n = len(s.coverage_pairs) * len(s.coverage_targets) * s.coverage_replications
+    return SuiteResult("coverage", pd.concat(out, ignore_index=True), time.perf_counter() - t0, n)
+
+
+# ----------------------------------------------------------------------------- summaries
+
+
+_Z95 = 1.959964
+"""The normal 97.5% quantile: half-width / 1.96 is the standard error an interval implies."""
+
+
+def null_summary(res: SuiteResult) -> dict[str, Any]:
+    """False-verdict rates of the null suite (unadjusted 95% and Holm family-wise)."""
+    r = res.rows
+    false = r["p_value"] < T.ALPHA
+    by_rep = r.assign(false=false, adj=r["verdict"] != "inconclusive").groupby("replication")
+    per_cell = {f"{st} @ {fr:g}": rate(g["p_value"] < T.ALPHA) for (st, fr), g in r.groupby(["strategy", "fraction"])}
+    delta = r["delta"].to_numpy()
+    return {
+        "verdicts": rate(false), "replications": res.replications,
+        "positive": int(((r["p_value"] < T.ALPHA) & (r["delta"] > 0)).sum()),
+        "negative": int(((r["p_value"] < T.ALPHA) & (r["delta"] < 0)).sum()),
+        "any_unadjusted": rate(by_rep["false"].any()), "holm_familywise": rate(by_rep["adj"].any()),
+        "per_cell": per_cell,
+        "mean_delta": float(delta.mean()), "mean_delta_se": float(delta.std(ddof=1) / math.sqrt(delta.size)),
+        "sd_delta": float(delta.std(ddof=1)), "mean_half_width": float(r["detectable_effect"].mean()),
+        "p_uniform_ks": _ks_uniform(r["p_value"].to_numpy()),
+        "z_sd": float((delta / (r["detectable_effect"].to_numpy() / _Z95)).std(ddof=1)),
+        "day_only": rate(r["day_p"] < T.ALPHA) if "day_p" in r else None,
+        "seed_sd": float(r["seed_sd"].mean()) if "seed_sd" in r else math.nan,
+        "seed_corr": float(r["seed_corr"].mean()) if "seed_corr" in r else math.nan,
+    }
+
+
+def _ks_uniform(p: np.ndarray) -> float:
+    """KS test p-value of the null p-values against U(0, 1) (they are discrete: a rough check)."""
+    from scipy.stats import kstest
+    return float(kstest(p[np.isfinite(p)], "uniform").pvalue)
+
+
+def coverage_summary(res: SuiteResult) -> dict[str, Any]:
+    """Coverage pooled and per (relation, target type, strategy), with the interval's diagnostics."""
+    r = res.rows.assign(err=lambda f: f["delta"] - f["oracle"])
+
+    def diag(g: pd.DataFrame) -> dict[str, Any]:
+        return {"covered": rate(g["covered"]), "mean_oracle": float(g["oracle"].mean()),
+                "mean_delta": float(g["delta"].mean()), "mean_error": float(g["err"].mean()),
+                "sd_error": float(g["err"].std(ddof=1)),
+                "implied_sd": float((g["detectable_effect"] / _Z95).mean()),
+                "z_sd": float((g["err"] / (g["detectable_effect"] / _Z95)).std(ddof=1)),
+                "mean_half_width": float(g["detectable_effect"].mean()),
+                "miss_low": int((g["oracle"] < g["delta_ci_low"]).sum()),
+                "miss_high": int((g["oracle"] > g["delta_ci_high"]).sum()),
+                "mean_oracle_se": float(g["oracle_se"].mean()),
+                "day_covered": rate(g["day_covered"]) if "day_covered" in g else None,
+                "day_half_width": float(((g["day_ci_high"] - g["day_ci_low"]) / 2).mean()),
+                "oracle_seed_sd": float(g["oracle_seed_sd"].mean()), "seed_sd": float(g["seed_sd"].mean()),
+                "seed_corr": float(g["seed_corr"].mean())}
+
+    cells = {f"{rel}/{tt}/{st}": diag(g) for (rel, tt, st), g in r.groupby(["relation", "target_type", "strategy"])}
+    by_target = {tt: diag(g) for tt, g in r.groupby("target_type")}
+    return {"pooled": diag(r), "by_target": by_target, "cells": cells, "replications": res.replications}
+
+
+def power_summary(res: SuiteResult, relation: str = "shared", target_type: str = "return") -> dict[str, Any]:
+    """How often each strategy is called positive on a pair with a real effect."""
+    r = res.rows[(res.rows["relation"] == relation) & (res.rows["target_type"] == target_type)]
+    out: dict[str, Any] = {}
+    for st, g in r.groupby("strategy"):
+        out[str(st)] = {"unadjusted": rate(g["delta_ci_low"] > 0), "adjusted": rate(g["verdict"] == "positive"),
+                        "negative_unadjusted": rate(g["delta_ci_high"] < 0),
+                        "mean_oracle": float(g["oracle"].mean()), "oracle_positive": rate(g["oracle"] > 0)}
+    return out
+
+
+# ----------------------------------------------------------------------------- the whole run
+
+
+@dataclass
+class Calibration:
+    settings: Settings
+    null: SuiteResult
+    coverage: SuiteResult
+    seconds: float
+    command: str = ""
+
+    @property
+    def summaries(self) -> dict[str, Any]:
+        return {"null": null_summary(self.null), "coverage": coverage_summary(self.coverage),
+                "power": power_summary(self.coverage)}
+
+
+def run_calibration(s: Settings, workdir: Path, say: Say | None = None, command: str = "") -> Calibration:
+    """Both suites (power is read off the coverage suite's "shared" replications)."""
+    import gc
+
+    torch.set_num_threads(s.threads)
+    # statsmodels' multipletests (Holm, once per table) calls gc.collect(): freezing what is
+    # already alive (torch, pandas) makes each collection scan only the run's own objects.
+    gc.collect()
+    gc.freeze()
+    t0 = time.perf_counter()
+    null = run_null(s, workdir, say)
+    cov = run_coverage(s, workdir, say)
+    return Calibration(s, null, cov, time.perf_counter() - t0, command)
+
+
+def machine() -> str:
+    """The machine line of the report."""
+    return (f"{os.cpu_count()} CPU cores (os.cpu_count()), {platform.machine()}, Python "
+            f"{platform.python_version()}, torch {torch.__version__}")
+
+
+def load_average() -> str:
+    """The load average: on a shared machine it explains the wall times."""
+    if not hasattr(os, "getloadavg"):
+        return "load average unknown"
+    return "load average {:.1f} / {:.1f} / {:.1f} (1 / 5 / 15 min)".format(*os.getloadavg())
