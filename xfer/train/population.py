@@ -180,7 +180,24 @@ class Population:
         ``aux``: an auxiliary loss (e.g. DANN) whose rows of ``aux.data`` are paired with every
         batch of members with ``aux_weight > 0``; its metric is measured on ``val`` against
         ``aux.val_rows`` (rows it never trained on).
+
+        Members whose training windows give different validation schedules (a 130-row and a
+        5000-row window) train as separate sub-populations, so a member's fit never depends on
+        which population it was in (it matches :func:`~xfer.train.sequential.train_one`).
         """
+        groups: dict[int, list[int]] = {}
+        for i, m in enumerate(members):
+            groups.setdefault(schedule(self.cfg, len(train_rows(m.train, self.window))).eval_every, []).append(i)
+        if len(groups) == 1:
+            return self._fit_group(members, data, val, aux)
+        out: list[MemberResult | None] = [None] * len(members)
+        for idx in groups.values():
+            for i, r in zip(idx, self._fit_group([members[i] for i in idx], data, val, aux), strict=True):
+                out[i] = r
+        return [r for r in out if r is not None]
+
+    def _fit_group(self, members: Sequence[Member], data: Data, val: Rows, aux: AuxTask | None) -> list[MemberResult]:
+        """:meth:`fit` for members that share one validation schedule."""
         cfg, P, dev = self.cfg, len(members), data.x.device
         use_aux = aux is not None and any(m.aux_weight > 0 for m in members)
         self._with_aux(aux if use_aux else None)
