@@ -98,14 +98,33 @@ def data_import(
     date_format: Annotated[str | None, typer.Option("--date-format", help="strftime format, e.g. '%d/%m/%Y'.")] = None,
     drop_missing: Annotated[bool, typer.Option("--drop-missing", help="Drop rows without a price instead of failing.")] = False,
     min_rows: Annotated[int | None, typer.Option("--min-rows", help="Fewest bars accepted (default: feature warm-up + default splits).")] = None,
+    delimiter: Annotated[str | None, typer.Option("--delimiter", help="CSV delimiter, e.g. ';' or 'tab' (default: detected among , ; tab |).")] = None,
+    decimal: Annotated[str | None, typer.Option("--decimal", help="Decimal mark of the numbers: '.' or ',' (default: refuse a file whose commas are ambiguous).")] = None,
+    allow_frequency: Annotated[bool, typer.Option("--allow-frequency", help="Accept bars that are not daily (weekly, monthly, intraday); the frequency is kept in the catalog.")] = False,
     replace: Annotated[bool, typer.Option("--replace", help="Overwrite an existing market with this id.")] = False,
     store: StoreOpt = None,
 ) -> None:
-    """Import a CSV or Parquet file of daily bars as a new market."""
+    """Import a CSV or Parquet file of daily bars as a new market.
+
+    The delimiter (, ; tab |) is detected; decimal commas need --decimal ','; day/month
+    order must be clear from the dates or given with --date-format; bars must be daily
+    unless --allow-frequency. Gaps longer than 10 calendar days between daily bars are
+    reported and kept in the catalog entry (``gaps``).
+    """
     from xfer.data.ingest import read_market_file
     from xfer.data.store import ASSET_CLASSES, LIQUIDITY_TIERS, info_for_frame, validate_market_id
 
     validate_market_id(market, file=file)
+    if min_rows is not None and min_rows < 1:
+        raise XferInputError(file=file, field="--min-rows", expected="an integer >= 1", found=str(min_rows))
+    if delimiter is not None:
+        delimiter = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}.get(
+            delimiter.lower(), delimiter)
+        if len(delimiter) != 1 or delimiter.isalnum() or delimiter in "\"\n\r":
+            raise XferInputError(file=file, field="--delimiter", expected="one character such as ',', ';', '|' or 'tab'",
+                                 found=repr(delimiter))
+    if decimal is not None and decimal not in (".", ","):
+        raise XferInputError(file=file, field="--decimal", expected="'.' or ','", found=repr(decimal))
     if asset_class not in ASSET_CLASSES:
         raise XferInputError(file=file, field="--asset-class", expected=f"one of {list(ASSET_CLASSES)}",
                              found=repr(asset_class))
@@ -117,20 +136,39 @@ def data_import(
     frame, report = read_market_file(
         file, price_column=price_column, date_column=date_column, date_format=date_format,
         drop_missing=drop_missing, min_rows=_default_min_rows() if min_rows is None else min_rows,
+        delimiter=delimiter, decimal=decimal, allow_frequency=allow_frequency,
     )
     info = info_for_frame(
         frame, id=market, name=name or market, asset_class=asset_class, region=region,
         liquidity_tier=liquidity_tier, source=source or str(file.resolve()), licence=licence,
-        tags=tuple(t for t in tags.split(",") if t),
+        tags=tuple(t for t in tags.split(",") if t), frequency=report.frequency, gaps=tuple(report.gaps),
     )
     path = st.add(frame, info, replace=replace)
+    how = ", ".join(p for p in (
+        f"{report.delimiter}-delimited" if report.delimiter else "",
+        f"decimal {report.decimal!r}",
+        f"{report.frequency} bars",
+        "times of day dropped (one bar per date)" if report.times_dropped else "",
+    ) if p)
     err.print(
         f"imported [bold]{market}[/]: {info.n_rows} bars {info.first_date}..{info.last_date}, "
-        f"columns {list(info.columns)} (date column {report.date_column!r} as {report.date_format}; "
+        f"columns {list(info.columns)} ({how}; date column {report.date_column!r} as {report.date_format}; "
         f"ignored {report.ignored_columns or 'none'}; dropped {report.dropped_missing} missing, "
         f"{report.dropped_identical_duplicates} duplicate rows) -> {path}",
         highlight=False,
     )
+    if report.gaps:
+        shown = ", ".join(f"{a}..{b}" for a, b in report.gaps[:5])
+        err.print(
+            f"[bold yellow]warning:[/] {market}: {len(report.gaps)} gap(s) longer than {report.gap_days:g} "
+            f"calendar days between bars: {shown}{' ...' if len(report.gaps) > 5 else ''} "
+            "(kept in the catalog entry as 'gaps'; features and returns span each gap)",
+            highlight=False,
+        )
+
+
+SYNTH_MAX_ROWS = 50_000
+"""Most bars of a synthetic market: they end on 2022-12-30, and 50,000 business days start in 1831."""
 
 
 def _default_min_rows() -> int:
@@ -154,6 +192,13 @@ def data_synth(
     """Generate ground-truth synthetic markets into the store (parameters kept in the catalog)."""
     from xfer.data import synthetic as syn
 
+    lo, hi = _default_min_rows(), SYNTH_MAX_ROWS
+    for flag, n in (("--n-target", n_target), ("--n-source", n_source)):
+        if not lo <= n <= hi:
+            raise XferInputError(field=flag, expected=f"an integer from {lo} to {hi} bars (feature warm-up + "
+                                 "label horizon + default splits need the minimum)", found=str(n))
+    if seed < 0:
+        raise XferInputError(field="--seed", expected="an integer >= 0", found=str(seed))
     st = _store(store)
     if relation is None:
         if market is None:
@@ -177,6 +222,9 @@ def data_synth(
     else:
         if relation not in syn.RELATIONS:
             raise XferInputError(field="--relation", expected=f"one of {list(syn.RELATIONS)}", found=repr(relation))
+        prefix = market or f"syn_{relation}"
+        for role in ("src", "mid", "tgt") if relation == "bridge" else ("src", "tgt"):
+            st.check_new(f"{prefix}_{role}", replace=replace)  # all or nothing: check every id first
         ids = syn.write_set(st, relation, prefix=market, n_source=n_source, n_target=n_target, seed=seed,
                             replace=replace)
     for mid in ids:
@@ -192,16 +240,15 @@ def data_features(
     store: StoreOpt = None,
 ) -> None:
     """Write the raw (unnormalised) feature matrix of a market: date, <family>.<feature>..., target."""
-    from xfer.data.features import TARGET_TYPES, build_features
+    from xfer.data.features import TARGET_TYPES
 
     if target not in TARGET_TYPES:
         raise XferInputError(field="--target", expected=f"one of {list(TARGET_TYPES)}", found=repr(target))
-    if horizon is not None and horizon < 1:
-        raise XferInputError(field="--horizon", expected="an integer >= 1", found=str(horizon))
+    _check_horizon(horizon)
     if out_path.suffix.lower() not in (".parquet", ".pq"):
         raise XferInputError(field="--out", expected="a path ending in .parquet", found=str(out_path))
     m = _store(store).load(market)
-    fm = build_features(m.frame, target=target, horizon=horizon)  # type: ignore[arg-type]
+    fm = _features(market, m.frame, target, horizon)
     write_parquet(fm.data[["date", *fm.feature_names, "target"]], out_path)
     fams = {k: len(v) for k, v in fm.families.items()}
     err.print(
@@ -210,6 +257,25 @@ def data_features(
         + (", ".join(f"{k} ({v})" for k, v in fm.masked.items()) or "none") + f" -> {out_path}",
         highlight=False,
     )
+
+
+def _check_horizon(horizon: int | None) -> None:
+    from xfer.data.features import MAX_HORIZON
+
+    if horizon is not None and not 1 <= horizon <= MAX_HORIZON:
+        raise XferInputError(field="--horizon", expected=f"an integer from 1 to {MAX_HORIZON} (bars)",
+                             found=str(horizon))
+
+
+def _features(market: str, frame: Any, target: str, horizon: int | None) -> Any:
+    """``build_features``, its refusals (a horizon leaving no rows) naming the option and the market."""
+    from xfer.data.features import build_features
+
+    try:
+        return build_features(frame, target=target, horizon=horizon)  # type: ignore[arg-type]
+    except XferInputError as exc:
+        raise XferInputError(field="--horizon", expected=exc.expected, found=f"{market}: {exc.found}",
+                             hint=exc.hint) from None
 
 
 @data_app.command("pair")
@@ -221,14 +287,22 @@ def data_pair(
     store: StoreOpt = None,
 ) -> None:
     """Build the features of a source/target pair and show what they share, per family."""
-    from xfer.data.features import FAMILIES, build_features
+    from xfer.data.features import FAMILIES, TARGET_TYPES
     from xfer.data.splits import SplitSpec, make_folds
 
+    if target_type not in TARGET_TYPES:
+        raise XferInputError(field="--target-type", expected=f"one of {list(TARGET_TYPES)}", found=repr(target_type))
+    _check_horizon(horizon)
+    if target.startswith("@") or "," in target:
+        raise XferInputError(field="TARGET", expected="one market id (groups and lists are for sources)",
+                             found=repr(target))
     st = _store(store)
-    sources = st.resolve(source.split(","))
+    sources = st.resolve([s.strip() for s in source.split(",")])
     tgt = st.resolve([target])[0]
-    mats = {mid: build_features(st.load(mid).frame, target=target_type, horizon=horizon)  # type: ignore[arg-type]
-            for mid in [*sources, tgt]}
+    if tgt in sources:
+        raise XferInputError(field="TARGET", expected=f"a market that is not among the sources {sources}",
+                             found=repr(tgt), hint="a market cannot transfer to itself")
+    mats = {mid: _features(mid, st.load(mid).frame, target_type, horizon) for mid in [*sources, tgt]}
     common = [c for c in mats[tgt].feature_names if all(c in m.feature_names for m in mats.values())]
     t = Table(title=f"{','.join(sources)} -> {tgt} ({target_type})")
     t.add_column("family")
@@ -245,7 +319,12 @@ def data_pair(
         t.add_row(fam, ", ".join(shared) or "-", "; ".join(masked) or "-")
     out.print(t)
     h = mats[tgt].horizon
-    folds = make_folds(len(mats[tgt].data), SplitSpec(horizon=h, embargo=h))
+    split = SplitSpec(horizon=h, embargo=h)
+    if len(mats[tgt].data) < split.min_rows():
+        raise XferInputError(field="--horizon", expected=f"at least {split.min_rows()} model-ready target rows "
+                             f"for the default splits with horizon {h}",
+                             found=f"{tgt}: {len(mats[tgt].data)} rows", hint="use a shorter --horizon")
+    folds = make_folds(len(mats[tgt].data), split)
     d = mats[tgt].data["date"]
     for f in folds:
         out.print(f"target fold {f.index}: train {d[f.train.start].date()}..{d[f.train.stop - 1].date()} "
@@ -306,7 +385,14 @@ def transfer(
         )
     except ValidationError as exc:
         raise XferInputError(field="xfer transfer", expected="valid options", found=_pydantic_message(exc)) from None
-    res = run_transfer(cfg, _store(store), progress=lambda m: err.print(f"[dim]{m}[/]", highlight=False))
+    from xfer.experiment.check import check
+    from xfer.io import check_output_dir
+
+    st = _store(store)
+    check(cfg, st)  # markets, groups, target vs sources and chain, backbone, length: before any compute
+    if out_dir is not None:
+        check_output_dir(out_dir)
+    res = run_transfer(cfg, st, progress=lambda m: err.print(f"[dim]{m}[/]", highlight=False))
     if out_dir is not None:
         _write_transfer(res, out_dir)
     if as_json:
@@ -400,10 +486,11 @@ app.add_typer(study_app, name="study")
 @study_app.command("validate")
 def study_validate(
     files: Annotated[list[Path], typer.Argument(help="Study YAML file(s).")],
+    estimate: Annotated[bool, typer.Option(help="Estimate the training time with a short timing probe.")] = True,
     store: StoreOpt = None,
 ) -> None:
-    """Check study files: every problem with file, field path, expected and found."""
-    from xfer.study.spec import StudyError, cells, load
+    """Check study files (every problem with file, field path, expected and found) and say how big each is."""
+    from xfer.study.spec import StudyError, load, size
 
     bad = 0
     for f in files:
@@ -413,10 +500,43 @@ def study_validate(
             bad += 1
             err.print(str(exc), highlight=False, markup=False)
             continue
-        out.print(f"{f}: ok ({spec.name}: {len(spec.pairs)} pair(s), {len(cells(spec))} cells, "
-                  f"{spec.search.trials_per_cell} trial(s) per cell)", highlight=False)
+        sz = size(spec)
+        out.print(f"{f}: ok ({spec.name}: {len(spec.pairs)} pair(s), {sz.cells} cells x "
+                  f"{spec.search.trials_per_cell} trial(s) x {spec.grid.seeds} seed(s) x {sz.folds} fold(s) = "
+                  f"{sz.fits:,} target fits, plus {sz.source_fits:,} source/chain pre-training fits)", highlight=False)
+        if estimate:
+            out.print(f"  {_estimate(spec, sz)}", highlight=False)
     if bad:
         raise typer.Exit(2)
+
+
+def _estimate(spec: Any, sz: Any) -> str:
+    """Training time on this machine, from a short timing probe of one population step."""
+    import os
+
+    import torch
+
+    from xfer.experiment.check import step_seconds
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(spec.resources.cpus_per_trial)))
+    try:
+        cell_s = step_seconds(spec.grid.backbone, spec.train, sz.cell_members)
+        src_s = step_seconds(spec.grid.backbone, spec.source.train, spec.grid.seeds) if sz.source_populations else 0.0
+    finally:
+        torch.set_num_threads(threads)
+    workers = max(1, int((os.cpu_count() or 1) // spec.resources.cpus_per_trial))
+    if spec.resources.max_concurrent:
+        workers = min(workers, spec.resources.max_concurrent)
+    workers = min(workers, sz.cells)
+    secs = sz.seconds(cell_s, src_s, workers)
+    hours = secs / 3600
+    when = f"{secs / 60:,.1f} min" if hours < 2 else f"{hours:,.1f} h" if hours < 48 else f"{hours / 24:,.1f} days"
+    warn = " -- a large study: consider a cluster (`--address`) or a smaller grid" if hours > 24 else ""
+    return (f"training time on this machine: at most ~{when} with {workers} concurrent trial(s) (every population "
+            f"running its full budget of {sz.cell_steps} steps; probe: {cell_s * 1e3:.0f} ms per step for "
+            f"{sz.cell_members} members; early stopping usually ends fits sooner; evaluation and "
+            f"start-up not included){warn}")
 
 
 @study_app.command("run")

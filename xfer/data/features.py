@@ -24,9 +24,13 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from xfer.errors import XferInputError
+
 TargetType = Literal["volatility", "return"]
 TARGET_TYPES: tuple[str, ...] = ("volatility", "return")
 DEFAULT_HORIZON: dict[str, int] = {"return": 1, "volatility": 5}
+MAX_HORIZON: int = 250
+"""Longest label horizon in bars (about a trading year), as in a study's ``task.horizon``."""
 FAMILIES: tuple[str, ...] = ("mean_reversion", "volatility", "momentum", "market_structure")
 ANNUAL = 252.0
 _VAR_FLOOR = 1e-8  # daily variance floor (1 bp daily vol) so log-vol of a flat day is finite
@@ -281,6 +285,8 @@ def build_features(
     """Features and label of a market, with warm-up and label-less tail rows dropped."""
     h = DEFAULT_HORIZON[target] if horizon is None and target in DEFAULT_HORIZON else horizon
     assert h is not None
+    if isinstance(h, int | np.integer) and not isinstance(h, bool) and h > MAX_HORIZON:
+        raise XferInputError(field="horizon", expected=f"an integer from 1 to {MAX_HORIZON} (bars)", found=str(h))
     feats, masked = compute_features(frame, families)
     feats["target"] = compute_target(frame, target, h).to_numpy()
     names = [c for c in feats.columns if c not in ("date", "target")]
@@ -293,4 +299,11 @@ def build_features(
     for c in BASELINE_INPUTS:
         feats[c] = base[c].to_numpy()
     data = feats[["date", *names, "target", *BASELINE_INPUTS]].dropna().reset_index(drop=True)
+    if data.empty:
+        raise XferInputError(
+            field="horizon",
+            expected=f"a horizon that leaves model-ready rows after the {WARMUP}-bar feature warm-up",
+            found=f"horizon {h} on {len(frame)} bars: no row has both features and a label",
+            hint="use a shorter --horizon or a longer market",
+        )
     return FeatureMatrix(data=data, feature_names=names, masked=masked, target=target, horizon=h)

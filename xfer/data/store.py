@@ -44,6 +44,7 @@ MARKET_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,63}$")
 
 AssetClass = Literal["equity", "index", "commodity", "fx", "crypto", "etf", "volatility", "rates"]
 LiquidityTier = Literal["high", "medium", "low", "unknown"]
+Frequency = Literal["daily", "weekly", "monthly", "quarterly", "annual", "intraday"]
 
 
 class MarketInfo(BaseModel):
@@ -56,7 +57,15 @@ class MarketInfo(BaseModel):
     asset_class: AssetClass = Field(description="equity, index, commodity, fx, ...")
     region: str = Field(default="unknown", description="e.g. US, global.")
     liquidity_tier: LiquidityTier = Field(default="unknown", description="high/medium/low.")
-    frequency: Literal["daily"] = Field(default="daily", description="Bar frequency.")
+    frequency: Frequency = Field(
+        default="daily",
+        description="Bar frequency inferred at import; anything but daily needs --allow-frequency.",
+    )
+    gaps: tuple[tuple[date, date], ...] = Field(
+        default=(),
+        description="Gaps longer than the import threshold (10 calendar days for daily bars): "
+        "(last bar before, first bar after).",
+    )
     source: str = Field(default="", description="Where the data came from.")
     licence: str = Field(default="", description="Licence of the data.")
     first_date: date = Field(description="First bar.")
@@ -91,7 +100,7 @@ def _samples_dir() -> Path:
 
 def validate_market_id(market_id: str, *, file: str | Path | None = None) -> str:
     """Return ``market_id`` if it is a valid id, else raise :class:`XferInputError`."""
-    if not isinstance(market_id, str) or not MARKET_ID_RE.match(market_id):
+    if not isinstance(market_id, str) or not MARKET_ID_RE.fullmatch(market_id):
         raise XferInputError(
             file=file,
             field="market id",
@@ -155,6 +164,8 @@ class Store:
         return self._path(market_id)
 
     def _path(self, market_id: str) -> Path:
+        # Every read goes through here: an id is a file name, never a path out of the store.
+        validate_market_id(market_id)
         user = self.markets_dir / f"{market_id}.parquet"
         if user.is_file():
             return user
