@@ -333,7 +333,7 @@ def infer_frequency(dates: pd.Series | pd.DatetimeIndex) -> tuple[str, float]:
     days with weekend and holiday gaps), ``weekly`` up to 10, ``monthly`` up to 45,
     ``quarterly`` up to 135, else ``annual``.
     """
-    d = pd.DatetimeIndex(dates)
+    d = pd.DatetimeIndex(dates).as_unit("ns")
     if len(d) < 2:
         return "daily", 1.0
     step = float(np.median(np.diff(d.asi8)) / 86_400e9)
@@ -491,7 +491,7 @@ def read_market_file(
         days = out["date"].dt.normalize()
         report.times_dropped = bool((days != out["date"]).any())
         out["date"] = days
-    days = pd.DatetimeIndex(out["date"]).normalize().unique()
+    days = pd.DatetimeIndex(out["date"]).as_unit("ns").normalize().unique()
     report.gap_days = float(GAP_DAYS) if freq in ("daily", "intraday") else max(float(GAP_DAYS), 3 * step)
     if len(days) > 1:
         spans = np.diff(days.asi8) / 86_400e9
