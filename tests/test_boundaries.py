@@ -15,10 +15,10 @@ import xfer
 ROOT = Path(xfer.__file__).parent
 
 LAYERS: dict[str, int] = {
-    "errors": 0, "io": 0,
-    "data": 1, "models": 2, "train": 3, "transfer": 4, "evaluate": 5, "experiment": 6, "study": 7,
-    "tracking": 8, "report": 8,
-    "hooks": 9, "cli": 10,
+    "errors": 0, "io": 1,
+    "data": 2, "models": 3, "train": 4, "transfer": 5, "evaluate": 6, "experiment": 7, "study": 8,
+    "tracking": 9, "report": 9,
+    "hooks": 10, "cli": 11,
 }
 """Rank of each top-level package or module of ``xfer``: a module may import its own package
 and packages of a strictly lower rank; packages of the same rank do not import each other."""

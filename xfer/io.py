@@ -15,6 +15,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from xfer.errors import XferInputError
+
 
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place."""
@@ -38,3 +40,30 @@ def write_text(path: Path, text: str) -> None:
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     """Write ``frame`` to ``path`` atomically."""
     atomic_write(path, lambda tmp: pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp))
+
+
+def check_output_dir(path: Path, field: str = "--out") -> Path:
+    """Refuse, before any compute, an output directory that cannot be created or written.
+
+    Nothing is left behind: the nearest existing ancestor must be a directory where a file can
+    be written (probed with a temporary file), and ``path``, if it exists, must be a directory.
+    """
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise XferInputError(file=path, field=field, expected="a directory (or a path to create one at)",
+                             found="an existing file")
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise XferInputError(file=path, field=field, expected="a path under a directory",
+                             found=f"{probe} is a file")
+    try:  # a real write (root passes os.access checks on read-only mounts)
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        raise XferInputError(file=path, field=field, expected="a writable location",
+                             found=f"cannot write in {probe} ({exc.strerror or exc})") from None
+    return path

@@ -43,7 +43,8 @@ BROKEN = [
      "search.space", "grid.backbone.dropout", "dropout"),
     ("bad target type", GOOD + "task:\n  target_type: sharpe\n", "task.target_type", "'volatility'", "sharpe"),
     ("target is its own source", GOOD.replace('source: "@us_large_cap"', "source: [aapl, wti]")
-     .replace('["@us_large_cap", sp500', "[aapl, sp500"), "pairs[0]", "a target different from its source", "'wti'"),
+     .replace('["@us_large_cap", sp500', "[aapl, sp500"), "pairs[0].target", "a target that is not one of its sources",
+     "'wti'"),
     ("negative gpus", GOOD + "resources:\n  gpus_per_trial: -1\n", "resources.gpus_per_trial",
      "greater than or equal to 0", "-1"),
     ("bad tracking mode", GOOD + "tracking:\n  mode: cloud\n", "tracking.mode", "'offline'", "cloud"),

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from xfer.data.splits import SplitSpec
 from xfer.data.store import Store
 from xfer.errors import XferInputError
+from xfer.experiment.check import Fields, problems
 from xfer.experiment.config import TransferConfig, check_fractions, check_strategies, searchable
 from xfer.models.backbones import BACKBONES, BackboneSpec
 from xfer.train.types import TrainConfig
@@ -323,13 +324,38 @@ def _errors(exc: ValidationError) -> list[tuple[str, str, str]]:
     return found
 
 
+_PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "seq", "map", "timestamp", "merge")}
+
+
+def _refuse_tags(path: Path, node: yaml.Node | None) -> None:
+    """Refuse explicit tags (``!!python/object...``, ``!custom``) at the line of the tag itself."""
+    bad: list[tuple[str, str, str]] = []
+    stack = [node] if node is not None else []
+    while stack:
+        n = stack.pop()
+        if n.tag not in _PLAIN_TAGS:
+            m = n.start_mark
+            bad.append((f"line {m.line + 1}, column {m.column + 1}", "plain YAML values (no tags)",
+                        f"the tag {n.tag.replace('tag:yaml.org,2002:', '!!')!r}"))
+        if isinstance(n, yaml.MappingNode):
+            stack.extend(x for kv in n.value for x in kv)
+        elif isinstance(n, yaml.SequenceNode):
+            stack.extend(n.value)
+    if bad:
+        raise StudyError(path, sorted(bad, key=lambda b: [int(x) for x in re.findall(r"\d+", b[0])]))
+
+
 def parse(path: str | Path) -> StudySpec:
     """Parse and validate a study file's structure; raises :class:`StudyError` with every problem."""
     path = Path(path)
     if not path.is_file():
         raise StudyError(path, [("(file)", "an existing YAML file", "no such file")])
     try:
-        raw = yaml.safe_load(path.read_text())
+        text = path.read_text()
+        _refuse_tags(path, yaml.compose(text, Loader=yaml.SafeLoader))
+        raw = yaml.safe_load(text)
+    except UnicodeDecodeError as exc:
+        raise StudyError(path, [("(file)", "UTF-8 text", f"undecodable bytes at offset {exc.start}")]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
@@ -343,25 +369,67 @@ def parse(path: str | Path) -> StudySpec:
 
 
 def check_markets(spec: StudySpec, store: Store, path: str | Path) -> None:
-    """Every market and @group named in the spec exists in the store, and a target is not its own source."""
-    problems = []
-    ids = set(store.ids())
-    tags = {t for m in store.list() for t in m.tags}
+    """Everything each pair needs from the store, before any compute: markets and @groups exist,
+    the target is one market that is neither a source (a group member included) nor an
+    intermediate of a chain, the backbone exists, and the target is long enough for the
+    horizon and folds (:func:`xfer.experiment.check.problems`)."""
+    found: list[tuple[str, str, str]] = []
     for i, pair in enumerate(spec.pairs):
-        names = [(f"pairs[{i}].source", s) for s in pair.source] + [(f"pairs[{i}].target", pair.target)]
-        names += [(f"pairs[{i}].chains[{j}]", m) for j, c in enumerate(pair.chains) for m in c[1:-1]]
-        for where, name in names:
-            if name.startswith("@"):
-                if name[1:] not in tags:
-                    problems.append((where, f"a market group among {sorted('@' + t for t in tags)}", repr(name)))
-            elif name not in ids:
-                problems.append((where, "a market in the catalog (see `xfer data list`)", repr(name)))
-        if pair.target.startswith("@"):
-            problems.append((f"pairs[{i}].target", "one market id, not a group", repr(pair.target)))
-        if pair.target in pair.source:
-            problems.append((f"pairs[{i}]", "a target different from its source", repr(pair.target)))
-    if problems:
-        raise StudyError(path, problems)
+        fields = Fields(source=f"pairs[{i}].source", target=f"pairs[{i}].target", chain=f"pairs[{i}].chains",
+                        backbone="grid.backbone.name", horizon="task.horizon")
+        direct = cell_setup(spec, pair, (), False, "scratch", spec.grid.fractions[0])
+        for p in problems(direct, store, fields):
+            if p not in found:
+                found.append(p)
+        for j, path_ in enumerate(pair.chains):
+            cfg = direct.model_copy(update={"chain": tuple(path_[1:-1])})
+            chain_fields = Fields(source=fields.source, target=fields.target, chain=f"pairs[{i}].chains[{j}]",
+                                  backbone=fields.backbone, horizon=fields.horizon)
+            for p in problems(cfg, store, chain_fields):
+                if p not in found:
+                    found.append(p)
+    if found:
+        raise StudyError(path, found)
+
+
+@dataclass(frozen=True)
+class StudySize:
+    """How big a study is: what ``xfer study validate`` prints before anyone spends compute."""
+
+    cells: int
+    fits: int  # target fits: cells x trials x seeds x folds
+    source_groups: int
+    source_fits: int  # source and chain-stage pre-training fits: groups x stages x seeds
+    rounds: int  # Optuna ask/tell rounds per cell
+    cell_members: int  # members of one round's population (batch x seeds)
+    cell_steps: int  # most steps of one population (the step budget)
+    source_steps: int
+    folds: int
+    source_populations: int  # one population (of seeds) per source group and chain stage
+
+    def seconds(self, cell_step_s: float, source_step_s: float, workers: int) -> float:
+        """Upper bound of the training time: every population runs its whole step budget."""
+        cell = self.cells * self.rounds * self.folds * self.cell_steps * cell_step_s
+        source = self.source_populations * self.source_steps * source_step_s
+        return (cell + source) / max(1, workers)
+
+
+def size(spec: StudySpec) -> StudySize:
+    """Cells, fits and step budgets of a study (no store access, no compute)."""
+    cs = cells(spec)
+    trials, batch = spec.search.trials_per_cell, spec.search.batch_size
+    groups: dict[tuple[str, str, bool, float], int] = {}
+    for c in cs:
+        if c.strategy != "scratch":
+            groups.setdefault((c.pair.pair_id, c.chain_id, c.dann, c.fraction if c.dann else 0.0), 1 + len(c.chain))
+    stages = sum(groups.values())
+    seeds, folds = spec.grid.seeds, spec.evaluation.folds
+    return StudySize(
+        cells=len(cs), fits=len(cs) * trials * seeds * folds, source_groups=len(groups),
+        source_fits=stages * seeds, rounds=-(-trials // batch), cell_members=min(batch, trials) * seeds,
+        cell_steps=spec.train.max_epochs * spec.train.steps_per_epoch,
+        source_steps=spec.source.train.max_epochs * spec.source.train.steps_per_epoch,
+        folds=folds, source_populations=stages)
 
 
 def load(path: str | Path, store: Store | None = None) -> StudySpec:
