@@ -63,8 +63,8 @@ def test_a_back_arrow_is_caught(tmp_path: Path) -> None:
     (copy / "train" / "bad.py").write_text("def f():\n    from xfer.study.spec import load\n    return load\n")
     (copy / "tracking" / "sideways.py").write_text("import xfer.report.html\n")
     found = violations(copy)
-    assert any("train/bad:2: train (layer 3) imports xfer.study.spec" in v for v in found), found
-    assert any("tracking/sideways:1: tracking (layer 8) imports xfer.report.html" in v for v in found), found
+    assert any("train/bad:2: train (layer 4) imports xfer.study.spec" in v for v in found), found
+    assert any("tracking/sideways:1: tracking (layer 9) imports xfer.report.html" in v for v in found), found
 
 
 def test_core_imports_without_ray_optuna_wandb() -> None:
