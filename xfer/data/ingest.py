@@ -145,8 +145,11 @@ def _read_raw(path: Path, delimiter: str | None) -> tuple[pd.DataFrame, str]:
     # Line numbers of the file: the header is line 1. Blank lines were kept so that the
     # numbering matches the file; drop them now, keeping the numbers.
     raw.index = pd.RangeIndex(2, len(raw) + 2)
-    blank = raw.isna() | raw.astype(str).apply(lambda c: c.str.strip() == "")
-    raw = raw[~blank.all(axis=1)]
+    blank = np.ones(len(raw), dtype=bool)
+    for i in range(raw.shape[1]):
+        col = raw.iloc[:, i]
+        blank &= col.isna().to_numpy(dtype=bool) | (col.astype(str).str.strip() == "").to_numpy(dtype=bool)
+    raw = raw[~blank]
     raw.attrs["unit"] = "line"
     # An unnamed first column is the index written by `DataFrame.to_csv()`.
     first = raw.columns[0] if len(raw.columns) else ""
