@@ -264,6 +264,8 @@ CASES: list[Case] = [
     Case("pair-unknown-source", ("data", "pair", "nope", "wti"), ("market", "'nope'")),
     Case("pair-source-escapes-store", ("data", "pair", "../../elsewhere/markets/x", "wti"),
          ("market id", "'../../elsewhere/markets/x'"), setup=_outside_market),
+    Case("transfer-source-escapes-store", ("transfer", "--source", "../markets/x", "--target", "wti"),
+         ("--source", "'../markets/x'"), setup=_outside_market),
     Case("pair-bad-target-type", ("data", "pair", "sp500", "wti", "--target-type", "sharpe"),
          ("--target-type", "'sharpe'")),
     Case("pair-horizon-too-long-for-splits", ("data", "pair", "wti", "short", "--horizon", "60"),
