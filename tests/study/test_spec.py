@@ -101,3 +101,21 @@ def test_all_problems_reported_together(tmp_path: Path, cli) -> None:
 def test_missing_file(tmp_path: Path, cli) -> None:
     r = cli("study", "validate", str(tmp_path / "nope.yaml"))
     assert r.code == 2 and "no such file" in r.err
+
+
+def test_validate_says_how_big_a_study_is(tmp_path: Path, cli) -> None:
+    """cells x trials x seeds x folds, by hand: 1 pair, scratch + 2 strategies x (direct + 1 chain),
+    2 fractions -> 2 + 2 x 2 x 2 = 10 cells; 5 trials, 2 seeds, 3 folds -> 300 target fits;
+    pre-training: the source once (cached, shared by the chain) + 2 intermediates -> 3 stages x 2 seeds = 6."""
+    f = tmp_path / "ok.yaml"
+    f.write_text(GOOD + "search:\n  trials_per_cell: 5\n  batch_size: 2\n")
+    r = cli("study", "validate", "--no-estimate", str(f))
+    assert r.code == 0, r.err
+    assert "10 cells x 5 trial(s) x 2 seed(s) x 3 fold(s) = 300 target fits, plus 6 source/chain" in " ".join(r.out.split())
+    big = tmp_path / "big.yaml"
+    big.write_text(GOOD.replace("seeds: 2", "seeds: 50").replace("[0.1, 1.0]", "[" + ", ".join(
+        f"{(i + 1) / 100:g}" for i in range(100)) + "]") + "search:\n  trials_per_cell: 500\n  batch_size: 50\n")
+    r = cli("study", "validate", str(big))
+    text = " ".join(r.out.split())
+    assert r.code == 0 and "500 cells x 500 trial(s) x 50 seed(s) x 3 fold(s) = 37,500,000 target fits" in text, text
+    assert "training time on this machine: at most" in text and "a large study" in text, text

@@ -112,9 +112,17 @@ def check(cfg: TransferConfig, store: Store, fields: Fields = Fields()) -> None:
         raise XferInputError(field=f, expected=e, found=x, hint=more)
 
 
+PROBE_MEMBERS = 64
+
+
 def step_seconds(backbone: BackboneSpec, train: TrainConfig, members: int, n_features: int = 24,
                  steps: int = 12) -> float:
-    """Seconds per training step of a population of ``members`` on this machine (a short probe)."""
+    """Seconds per training step of a population of ``members`` on this machine (a short probe).
+
+    Populations above :data:`PROBE_MEMBERS` are timed at that size and scaled linearly (a large
+    population's step is compute-bound, so its cost grows with the member count)."""
+    if members > PROBE_MEMBERS:
+        return step_seconds(backbone, train, PROBE_MEMBERS, n_features, steps) * members / PROBE_MEMBERS
     import torch
 
     from xfer.models.backbones import build_backbone

@@ -418,11 +418,14 @@ def size(spec: StudySpec) -> StudySize:
     """Cells, fits and step budgets of a study (no store access, no compute)."""
     cs = cells(spec)
     trials, batch = spec.search.trials_per_cell, spec.search.batch_size
-    groups: dict[tuple[str, str, bool, float], int] = {}
+    groups: set[tuple[str, str, bool, float]] = set()
+    stage_keys: set[tuple[str, bool, float, tuple[str, ...]]] = set()  # cached once: chains share prefixes
     for c in cs:
         if c.strategy != "scratch":
-            groups.setdefault((c.pair.pair_id, c.chain_id, c.dann, c.fraction if c.dann else 0.0), 1 + len(c.chain))
-    stages = sum(groups.values())
+            dfrac = c.fraction if c.dann else 0.0
+            groups.add((c.pair.pair_id, c.chain_id, c.dann, dfrac))
+            stage_keys.update((c.pair.pair_id, c.dann, dfrac, c.chain[:k]) for k in range(len(c.chain) + 1))
+    stages = len(stage_keys)
     seeds, folds = spec.grid.seeds, spec.evaluation.folds
     return StudySize(
         cells=len(cs), fits=len(cs) * trials * seeds * folds, source_groups=len(groups),
