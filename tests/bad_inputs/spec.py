@@ -65,6 +65,19 @@ def _transfer(id: str, *args: str, phrases: tuple[str, ...], setup=None) -> Case
     return Case(f"transfer-{id}", ("transfer", "--seeds", "1", *args), phrases, setup=setup)
 
 
+def _monthly_market(tmp: Path) -> None:
+    """A market imported with --allow-frequency: monthly bars, kept in the catalog as such."""
+    import numpy as np
+    import pandas as pd
+
+    from xfer.data.store import Store, info_for_frame
+
+    dates = pd.date_range("1980-01-31", periods=500, freq="ME")
+    frame = pd.DataFrame({"date": dates, "close": 50 * np.exp(np.linspace(0, 1, 500))})
+    info = info_for_frame(frame, id="monthly", name="monthly", asset_class="commodity", frequency="monthly")
+    Store(tmp / "xfer_home").add(frame, info)
+
+
 ENERGY_TARGET = SMALL.replace("source: aapl", 'source: "@energy"').replace("target: wti", "target: xom")
 
 CASES: list[Case] = [
@@ -135,6 +148,11 @@ CASES: list[Case] = [
               phrases=("--knob unfreeze_depth", "a int")),
     _transfer("bad-target-type", "--source", "aapl", "--target", "wti", "--target-type", "price",
               phrases=("--target-type", "volatility or return")),
+    _transfer("monthly-target", "--source", "aapl", "--target", "monthly",
+              phrases=("--target", "markets of daily bars", "'monthly', monthly bars"), setup=_monthly_market),
+    Case("spec-monthly-source", ("study", "validate", "--no-estimate", "{tmp}/s.yaml"),
+         ("s.yaml", "pairs[0].source", "markets of daily bars"),
+         setup=lambda tmp: (_monthly_market(tmp), _yaml(SMALL.replace("source: aapl", "source: monthly"))(tmp))),
     _transfer("zero-seeds", "--source", "aapl", "--target", "wti", "--seeds", "0",
               phrases=("seeds", "greater than or equal to 1")),
 ]

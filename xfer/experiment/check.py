@@ -83,6 +83,15 @@ def problems(cfg: TransferConfig, store: Store, fields: Fields = Fields()) -> li
             found = repr(stage) if stage == target else f"{stage!r}, a group that holds the target {target!r}"
             out.append((where, "an intermediate market other than the target", found))
         # an intermediate may overlap the sources: US stocks -> energy stocks -> crude narrows the domain
+    used = {**{m: fields.source for m in sources}, cfg.target: fields.target}
+    for stage in cfg.chain:
+        for m in groups.get(stage[1:], []) if stage.startswith("@") else [stage]:
+            used.setdefault(m, fields.chain)
+    for m, where in used.items():
+        freq = getattr(catalog.get(m), "frequency", "daily")
+        if freq != "daily":  # imported with --allow-frequency: the features are daily-bar features
+            out.append((where, "markets of daily bars (every feature and label is defined on daily bars)",
+                        f"{m!r}, {freq} bars"))
     if not out:
         out.extend(_length(cfg, store, fields))
     return out
