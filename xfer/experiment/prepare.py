@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,24 +100,71 @@ class Cached:
     """None when loaded from the cache."""
 
 
+def _digest(params: dict[str, torch.Tensor], val_loss: float) -> str:
+    """SHA-256 of a cache entry's tensors (names, dtypes, shapes, bytes) and its loss."""
+    h = hashlib.sha256(repr(float(val_loss)).encode())
+    for k in sorted(params):
+        t = params[k].detach().cpu().contiguous()
+        h.update(f"{k}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _load_cached(path: Path) -> tuple[dict[str, torch.Tensor], float]:
+    """One cache entry; raises ValueError saying what is wrong when it does not read back whole."""
+    try:
+        blob = torch.load(path, weights_only=True)
+    except Exception as exc:  # torch/zip/pickle raise many types for a truncated or garbled file
+        raise ValueError(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+    if not (isinstance(blob, dict) and isinstance(blob.get("params"), dict) and "val_loss" in blob):
+        raise ValueError("not a cache entry written by xfer")
+    params, val_loss = blob["params"], float(blob["val_loss"])
+    if "digest" in blob and blob["digest"] != _digest(params, val_loss):
+        raise ValueError("checksum mismatch")
+    return params, val_loss
+
+
+def _set_aside(path: Path, why: str) -> Path:
+    """Move an unreadable cache file to ``<cache>/corrupt/<name>.<timestamp>``, with a warning naming it."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    dest = path.parent / "corrupt" / f"{path.name}.{stamp}"
+    n = 1
+    while dest.exists():
+        n += 1
+        dest = path.parent / "corrupt" / f"{path.name}.{stamp}.{n}"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(path, dest)
+    warnings.warn(f"{path}: cached weights unreadable ({why}); moved to {dest}; retraining them",
+                  RuntimeWarning, stacklevel=3)
+    return dest
+
+
 def cached_weights(cache: Path, key: dict[str, Any], seeds: list[int], device: torch.device,
                    train: Callable[[list[int]], list[MemberResult]]) -> dict[int, Cached]:
     """Weights per seed from ``cache`` (file = hash of ``key`` + seed); ``train`` fits the missing seeds.
 
-    Writes are atomic (temporary file, then rename), so a killed run never leaves half a file.
+    Writes are atomic (temporary file, then rename), so a killed run never leaves half a file;
+    each entry carries a checksum of its tensors. An entry that does not read back whole
+    (truncated, garbled, checksum mismatch) is moved to ``<cache>/corrupt/`` with a warning
+    naming it, and retrained.
     """
     paths = {s: cache / f"{_key({**key, 'seed': s})}.pt" for s in seeds}
     out: dict[int, Cached] = {}
     for s, path in paths.items():
         if path.is_file():
-            blob = torch.load(path, weights_only=True)
-            out[s] = Cached({k: v.to(device) for k, v in blob["params"].items()}, float(blob["val_loss"]), None)
+            try:
+                params, val_loss = _load_cached(path)
+            except ValueError as exc:
+                _set_aside(path, str(exc))
+                continue
+            out[s] = Cached({k: v.to(device) for k, v in params.items()}, val_loss, None)
     todo = [s for s in seeds if s not in out]
     if todo:
         cache.mkdir(parents=True, exist_ok=True)
         for s, r in zip(todo, train(todo), strict=True):
             out[s] = Cached(r.params, r.best_val, r.epochs)
-            blob = {"params": {k: v.cpu() for k, v in r.params.items()}, "val_loss": r.best_val, "key": key}
+            params = {k: v.detach().cpu() for k, v in r.params.items()}
+            blob = {"params": params, "val_loss": r.best_val, "key": key, "digest": _digest(params, r.best_val)}
             atomic_write(paths[s], lambda tmp, b=blob: torch.save(b, tmp))
     return out
 

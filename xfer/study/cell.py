@@ -6,10 +6,18 @@ best loss on *its own* validation window (which ends one embargo before its test
 in no fold's test block; see :mod:`xfer.data.splits`). The per-fold losses are stored on each
 trial (``val_by_fold``), so a resumed cell chooses exactly as an uninterrupted one.
 
-The cell's search state lives in the study's Optuna journal, so a cell interrupted mid-search
-continues where it stopped; its test days are written to ``days/<cell_id>.parquet`` and then
-its final fits, once, atomically, to ``cells/<cell_id>.parquet``: a finished cell is never run
-again.
+Every search is recorded in the study's Optuna journal (``optuna.journal``); a cell's test
+days are written to ``days/<cell_id>.parquet`` and then its final fits, once, atomically, to
+``cells/<cell_id>.parquet``: a finished cell is never run again.
+
+Resume is exact: a cell without ``cells/<cell_id>.parquet`` (killed mid-search, or after its
+search but before its results were written) runs again *from scratch*, with the same sampler
+seed, and so gives bit-for-bit the results an uninterrupted run gives (on CPU). Its earlier,
+partial search is kept in the journal for the record, renamed ``<cell_id>~interrupted-<n>``
+(its never-reported trials marked FAIL), and plays no part in the rerun. Continuing the partial
+search instead would not reproduce: TPE's next suggestions depend on its random state, which
+the journal does not hold, and a trial that was RUNNING when the process died has no fits to
+evaluate; a re-fit in a smaller population differs in the last bits.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import platform
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,6 +45,7 @@ from xfer.experiment.fit import fit_candidates
 from xfer.experiment.prepare import Context, prepare
 from xfer.experiment.run import day_frame
 from xfer.io import write_parquet
+from xfer.study.results import finished_cells
 from xfer.study.spec import Cell, StudySpec, cells
 from xfer.train.types import MemberResult
 from xfer.transfer.strategies import STRATEGIES, all_knobs
@@ -88,26 +98,45 @@ def _seed(cell_id: str) -> int:
     return int(hashlib.sha256(cell_id.encode()).hexdigest()[:8], 16)
 
 
+INTERRUPTED = "~interrupted-"
+"""A cell's partial search, set aside by :func:`open_search`, is named ``<cell_id>~interrupted-<n>``."""
+
+
 def open_search(spec: StudySpec, study_dir: Path, cell: Cell) -> optuna.Study:
+    """A fresh Optuna study for the cell, seeded from its id alone (see the module doc: resume is exact).
+
+    A search already in the journal under the cell's name belongs to an attempt that never wrote
+    the cell's results: it is renamed ``<cell_id>~interrupted-<n>`` (trials left RUNNING by the
+    killed process marked FAIL) and the search starts over, so the rerun asks exactly the configs
+    an uninterrupted run asks.
+    """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study_dir.mkdir(parents=True, exist_ok=True)
     storage = JournalStorage(JournalFileBackend(str(study_dir / "optuna.journal")))
-    study = optuna.load_study(study_name=cell.cell_id, storage=storage) if cell.cell_id in {
-        s.study_name for s in optuna.get_all_study_summaries(storage)} else None
-    # Trials left RUNNING by a killed process never report: fail them so the budget is recounted.
-    if study is not None:
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-    # The sampler's seed moves on with the trials already in the journal, so a resumed cell
-    # does not replay the random (start-up) configs it already tried.
-    n_before = len(study.trials) if study is not None else 0
-    seed = _seed(f"{cell.cell_id}:{n_before}")
+    names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    if cell.cell_id in names:
+        _set_aside(storage, cell.cell_id, names)
     sampler: optuna.samplers.BaseSampler
+    seed = _seed(f"{cell.cell_id}:0")
     if spec.search.sampler == "tpe":
         sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(4, spec.search.trials_per_cell))
     else:
         sampler = optuna.samplers.RandomSampler(seed=seed)
     return optuna.create_study(study_name=cell.cell_id, storage=storage, direction="minimize",
-                               sampler=sampler, load_if_exists=True)
+                               sampler=sampler, load_if_exists=False)
+
+
+def _set_aside(storage: JournalStorage, name: str, names: set[str]) -> None:
+    """Rename the study ``name`` to ``name~interrupted-<n>`` (a copy, then a delete)."""
+    old = optuna.load_study(study_name=name, storage=storage)
+    for t in old.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+        storage.set_trial_state_values(t._trial_id, TrialState.FAIL)  # it never reported
+    n = 1
+    while f"{name}{INTERRUPTED}{n}" in names:
+        n += 1
+    optuna.copy_study(from_study_name=name, from_storage=storage, to_storage=storage,
+                      to_study_name=f"{name}{INTERRUPTED}{n}")
+    optuna.delete_study(study_name=name, storage=storage)
 
 
 def _by_candidate(by_fold: dict[int, list[MemberResult]], ci: int) -> dict[int, list[MemberResult]]:
@@ -123,10 +152,10 @@ def choose_per_fold(trials: list[optuna.trial.FrozenTrial], folds: list[int]) ->
 
 def _search(spec: StudySpec, cell: Cell, ctx: Context, study: optuna.Study, report: Report,
             tracker: Any) -> dict[int, dict[int, list[MemberResult]]]:
-    """Run the cell's remaining trials; return the fits of the trials run in this process."""
+    """Run the cell's trials (a fresh study: :func:`open_search`); return every trial's fits."""
     budget = spec.search.trials_per_cell
     kept: dict[int, dict[int, list[MemberResult]]] = {}
-    done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    done = 0
     while done < budget:
         n = min(spec.search.batch_size, budget - done)
         trials = [study.ask() for _ in range(n)]
@@ -152,7 +181,7 @@ def run_cell(spec: StudySpec, study_dir: Path, cell_id: str, store: Store,
     report = report or (lambda _m: None)
     cell = {c.cell_id: c for c in cells(spec)}[cell_id]
     out = study_dir / "cells" / f"{cell_id}.parquet"
-    if out.exists():
+    if cell_id in finished_cells(study_dir, [cell_id], _warn):  # an unreadable one is set aside
         report({"trials_done": spec.search.trials_per_cell, "cell_finished": True, "skipped": True})
         return out
     ctx: Context = prepare(cell.setup, store, with_source=STRATEGIES[cell.strategy].uses_source)
@@ -163,9 +192,7 @@ def run_cell(spec: StudySpec, study_dir: Path, cell_id: str, store: Store,
     rows, days = [], []
     for fold in ctx.folds:
         t = chosen[fold.index]
-        fits = kept.get(t.number)
-        if fits is None:  # chosen before an interruption: retrain it (deterministic per seed)
-            fits = _by_candidate(fit_candidates(ctx, cell.fraction, [candidate(spec, cell, t.params)], [fold]), 0)
+        fits = kept[t.number]  # every trial of the (fresh) study ran here
         fit_rows, fit_days = evaluate_fits(ctx, fold, cell.fraction, fits[fold.index])
         p = knob_values(spec, t.params)
         for r in fit_rows:
@@ -192,6 +219,10 @@ def run_cell(spec: StudySpec, study_dir: Path, cell_id: str, store: Store,
         best = study.best_trial
         tracker.finish({**summary, "metric": metric, **{f"best_{k}": v for k, v in best.params.items()}})
     return out
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, RuntimeWarning, stacklevel=2)
 
 
 def _version() -> str:

@@ -9,7 +9,9 @@ Two phases, each one Tuner over a grid of trials:
    the batch x seeds x folds trains as populations (:mod:`xfer.study.cell`).
 
 The study directory is the state: a cell is done when ``cells/<id>.parquet`` exists, so
-``resume`` runs exactly the missing cells, and Optuna's journal continues a cell's search.
+``resume`` runs exactly the missing cells (and those whose results no longer read back); a cell
+interrupted mid-search starts its search over, so a resumed study equals an uninterrupted one
+(:mod:`xfer.study.cell`; the partial search stays in the journal, renamed).
 Ray's reporting API has moved between versions; everything goes through :func:`_report`.
 
 Tracking (W&B) and the HTML report sit above this layer: the caller hands them in as
@@ -30,6 +32,7 @@ from typing import Any
 from rich.console import Console
 
 from xfer.data.store import Store
+from xfer.errors import XferInputError
 from xfer.io import write_text
 from xfer.study import results as R
 from xfer.study.spec import Cell, StudySpec, cells, load
@@ -72,7 +75,21 @@ def _report(metrics: dict[str, Any]) -> None:
 
 
 def _load_spec(study_dir: Path) -> StudySpec:
-    return StudySpec.model_validate_json((study_dir / SPEC_FILE).read_text())
+    """The study's resolved spec (``spec.json``); an unreadable one is an input error naming the file."""
+    from pydantic import ValidationError
+
+    path = Path(study_dir) / SPEC_FILE
+    try:
+        return StudySpec.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err.get("loc", ())) or None
+        found = f"{err.get('msg', exc)}" + (f" ({exc.error_count()} errors)" if exc.error_count() > 1 else "")
+    except (OSError, UnicodeDecodeError) as exc:
+        field, found = None, f"an unreadable file ({type(exc).__name__}: {exc})"
+    raise XferInputError(file=path, field=field, expected="a study spec written by xfer", found=found,
+                         hint=f"restore it from a copy, or delete it and run `xfer study run {path.parent / 'study.yaml'} "
+                              f"--out {path.parent}` (with --smoke if it was a smoke run): finished cells are kept")
 
 
 def _cell(config: dict[str, Any]) -> tuple[Path, StudySpec, Cell]:
@@ -227,7 +244,9 @@ def run_study(spec_path: str | Path | None = None, *, study_dir: Path | None = N
     t0 = time.perf_counter()
     sd, spec = _open(spec_path, study_dir, st, smoke)
     all_cells = cells(spec)
-    pending = [c for c in all_cells if not (sd / "cells" / f"{c.cell_id}.parquet").exists()]
+    done = R.finished_cells(sd, [c.cell_id for c in all_cells],  # unreadable results are set aside
+                            lambda m: console.print(m, highlight=False, markup=False, soft_wrap=True))
+    pending = [c for c in all_cells if c.cell_id not in done]
     console.print(f"study {spec.name}: {len(all_cells)} cells, {len(all_cells) - len(pending)} done, "
                   f"{len(pending)} to run -> {sd}", highlight=False)
     requested = None if spec.tracking.mode == "auto" else spec.tracking.mode
