@@ -186,16 +186,87 @@ def _open(spec_path: str | Path | None, study_dir: Path | None, st: Store, smoke
     return sd, spec
 
 
+def _is_secret(name: str) -> bool:
+    """Whether an environment variable holds a credential (``WANDB_API_KEY``, ``*_TOKEN``,
+    ``*SECRET*``, ``*PASSWORD*``, ``*_KEY``...): such a variable never goes into Ray's runtime_env."""
+    n = name.upper()
+    parts = set(n.split("_"))
+    return (any(w in n for w in ("SECRET", "PASSWORD", "PASSWD", "APIKEY", "API_KEY"))
+            or bool(parts & {"TOKEN", "CREDENTIAL", "CREDENTIALS"}) or n.endswith("_KEY"))
+
+
 def _environment(sd: Path, st: Store, mode: str) -> dict[str, str]:
-    """Process environment for this study (workers inherit the returned subset)."""
+    """Set this study's process environment; return the subset Ray's runtime_env may carry.
+
+    Secrets (``WANDB_API_KEY`` and every :func:`_is_secret` name) are never returned: Ray writes a
+    runtime_env in plain text to its logs (``session_*/logs/runtime_env_agent.log``) and keeps it
+    in the GCS. Workers read them from their own environment instead: a local Ray started by
+    this process inherits its ``os.environ``; a cluster's nodes get them from their own
+    environment (cluster/ shows how).
+    """
     os.environ["WANDB_MODE"] = mode
     os.environ.setdefault("WANDB_SILENT", "true")
     os.environ["XFER_HOME"] = str(st.root)
     # wandb stages table artifacts and its debug log outside the run dir; keep them in the study
     os.environ["WANDB_DATA_DIR"] = str(sd / "wandb" / "data")
     os.environ["WANDB_CACHE_DIR"] = str(sd / "wandb" / "cache")
-    return {k: os.environ[k] for k in ("WANDB_MODE", "WANDB_SILENT", "XFER_HOME", "WANDB_API_KEY",
-                                       "WANDB_DATA_DIR", "WANDB_CACHE_DIR") if k in os.environ}
+    return {k: os.environ[k] for k in ("WANDB_MODE", "WANDB_SILENT", "XFER_HOME", "WANDB_DATA_DIR",
+                                       "WANDB_CACHE_DIR") if k in os.environ and not _is_secret(k)}
+
+
+LOOPBACK = "127.0.0.1"
+"""What a local Ray instance binds and advertises: nothing outside this host can reach it."""
+
+
+def _keep_loopback() -> Any:
+    """A context in which ``ray.init(_node_ip_address=LOOPBACK)`` keeps the loopback address.
+
+    Ray 2.60 binds its gRPC servers (GCS, raylet, object manager, every worker) to the wildcard
+    address unless the node IP is loopback, and ``ray.init`` rewrites a loopback
+    ``_node_ip_address`` to the host's outward IP (``ray._private.services.resolve_ip_for_localhost``)
+    with no public switch. A single-node instance needs no outward IP, so the rewrite is skipped
+    for the duration of the call. tests/tracking/test_secrets.py checks the addresses the
+    started processes listen on, so a Ray upgrade that moves this shows up there.
+    """
+    import contextlib
+
+    try:
+        from ray._private import services
+    except ImportError:
+        return contextlib.nullcontext()
+    original = getattr(services, "resolve_ip_for_localhost", None)
+    if original is None:
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def keep() -> Any:
+        services.resolve_ip_for_localhost = lambda host: host if host == LOOPBACK else original(host)
+        try:
+            yield
+        finally:
+            services.resolve_ip_for_localhost = original
+
+    return keep()
+
+
+def _start_ray(env: dict[str, str], address: str | None) -> bool:
+    """Connect to the cluster at ``address``, or start a local Ray bound to 127.0.0.1 (no
+    dashboard); False when Ray is already up (the caller's instance, left as it is).
+
+    ``env`` rides along as the runtime_env, minus anything secret (see :func:`_environment`).
+    """
+    import ray
+
+    if ray.is_initialized():
+        return False
+    kw: dict[str, Any] = {"runtime_env": {"env_vars": {k: v for k, v in env.items() if not _is_secret(k)}},
+                          "log_to_driver": False}
+    if address and address != "local":
+        ray.init(address=address, **kw)
+    else:
+        with _keep_loopback():
+            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, _node_ip_address=LOOPBACK, **kw)
+    return True
 
 
 def _run_phases(sd: Path, st: Store, spec: StudySpec, all_cells: list[Cell], pending: list[Cell], mode: str,
@@ -205,14 +276,7 @@ def _run_phases(sd: Path, st: Store, spec: StudySpec, all_cells: list[Cell], pen
 
     from xfer.study.progress import StudyProgress
 
-    started = False
-    if not ray.is_initialized():
-        kw: dict[str, Any] = {"runtime_env": {"env_vars": env}, "log_to_driver": False}
-        if address:
-            ray.init(address=address, **kw)
-        else:
-            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, **kw)
-        started = True
+    started = _start_ray(env, address)
     try:
         groups = _source_groups(pending)
         if groups:
