@@ -2,9 +2,14 @@
 
 Why this shape:
 
-* W&B must never be a reason a study cannot run. :func:`resolve_mode` turns "online" into
-  "offline" whenever no API key is configured, so nothing here needs the network; offline runs
-  land in ``<study_dir>/wandb/offline-run-*`` and ``wandb sync`` uploads them later.
+* W&B must never be a reason a study cannot run, or a slow one. :func:`resolve_mode` turns
+  "online" into "offline" whenever no API key is configured, so nothing here needs the network;
+  :func:`resolve_study_mode` (the study's hook) also says so on the console, and probes the W&B
+  host once per study (3 s) so an unreachable host sends every cell offline at once instead of
+  each waiting out wandb's ~90 s init timeout. Offline runs land in
+  ``<study_dir>/wandb/offline-run-*`` and ``wandb sync`` uploads them later.
+* The API key stays in process environments (or netrc): it is never part of a run's config or
+  summary, and the study runner keeps it out of Ray's runtime_env, which Ray logs.
 * ``wandb`` is imported inside functions only: importing it costs about half a second and
   starts nothing until :func:`wandb.init`, so ``import xfer.tracking`` stays cheap for commands
   that never track anything.
@@ -146,6 +151,77 @@ def resolve_mode(requested: str | None) -> str:
     if mode == "offline":
         return "offline"
     return "online" if has_api_key() else "offline"
+
+
+PROBE_TIMEOUT_S = 3.0
+"""How long :func:`resolve_study_mode` waits for a TCP connection to the W&B host (or proxy)."""
+
+
+def probe_target() -> tuple[str, int]:
+    """The (host, port) a W&B client connects to first: the ``https``/``http`` proxy when one is
+    configured for the base URL's scheme (and the host is not in ``NO_PROXY``), else the host
+    of ``WANDB_BASE_URL`` (default ``https://api.wandb.ai``)."""
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    url = urlsplit(_base_url())
+    scheme = url.scheme or "https"
+    host = url.hostname or "api.wandb.ai"
+    port = url.port or (443 if scheme == "https" else 80)
+    proxy = urllib.request.getproxies().get(scheme)
+    if proxy and not urllib.request.proxy_bypass(host):
+        p = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        if p.hostname:
+            return p.hostname, p.port or (443 if p.scheme == "https" else 80)
+    return host, port
+
+
+def _probe(host: str, port: int, timeout: float) -> bool:
+    """Whether a TCP connection to ``host:port`` opens within ``timeout`` seconds."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _say(message: str) -> None:
+    """One line on the console (stderr, beside the study's own progress lines)."""
+    import sys
+
+    print(message, file=sys.stderr, flush=True)
+
+
+def resolve_study_mode(requested: str | None) -> str:
+    """:func:`resolve_mode` for a whole study, said out loud, with one reachability probe.
+
+    Called once by the study driver before any cell starts (the ``resolve_mode`` hook), so
+    every cell gets the mode decided here:
+
+    * ``online`` asked for (in the spec or ``WANDB_MODE``) without an API key: offline, and one
+      console line says so;
+    * online with a key: one TCP connection to the W&B host (:func:`probe_target`) within
+      :data:`PROBE_TIMEOUT_S`; if none opens, one console line says so and every cell logs
+      offline. Without the probe each cell would wait out wandb's init timeout (~90 s)
+      before falling back on its own.
+    """
+    mode = resolve_mode(requested)
+    raw = requested if requested is not None else os.environ.get("WANDB_MODE")
+    asked = _MODE_ALIASES.get((raw or "").strip().lower(), (raw or "").strip().lower())
+    if asked == "online" and mode == "offline":
+        _say("W&B: mode online but no W&B API key is configured (WANDB_API_KEY, `wandb login`); "
+             "logging offline under the study directory instead (upload later with `wandb sync`)")
+    if mode != "online":
+        return mode
+    host, port = probe_target()
+    if not _probe(host, port, PROBE_TIMEOUT_S):
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        _say(f"W&B: {where} not reachable within {PROBE_TIMEOUT_S:g} s; every cell of this study logs "
+             "offline under the study directory (upload later with `wandb sync`)")
+        return "offline"
+    return mode
 
 
 def study_group(study_dir: Path) -> str:
@@ -753,10 +829,39 @@ def log_study_summary(
 # ----------------------------------------------------------------------- study hooks
 
 
+CELL_RUNS_DIR = "xfer-cells"
+"""Under ``<study_dir>/wandb``: one file per cell naming the run directory of its latest attempt."""
+
+INTERRUPTED_RUNS_DIR = "wandb-interrupted"
+"""Under ``<study_dir>``: the run directories of cell attempts that a later attempt replaced."""
+
+
+def _set_aside_earlier_run(study_dir: Path, cell_id: str) -> None:
+    """Move the run of this cell's previous attempt out of ``wandb/`` (see :func:`cell_tracker`)."""
+    marker = Path(study_dir) / "wandb" / CELL_RUNS_DIR / cell_id
+    if not marker.is_file():
+        return
+    old = Path(study_dir) / "wandb" / Path(marker.read_text().strip()).name
+    if old.name.startswith(("offline-run-", "run-")) and old.is_dir() and not old.is_symlink():
+        dest = Path(study_dir) / INTERRUPTED_RUNS_DIR / old.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(old, dest)
+    marker.unlink()
+
+
 def cell_tracker(study_dir: Path, spec: Any, cell: Any, mode: str) -> CellRun:
     """The study runner's per-cell hook (runs in a Ray worker): one W&B run per cell, whose
-    config is the cell's resolved experiment and the study's search space."""
-    return CellRun(
+    config is the cell's resolved experiment and the study's search space.
+
+    The runner asks for a tracker only for a cell without results, so a run left by an earlier
+    attempt of the cell (a killed driver's: offline, often just wandb's 7-byte header) is an
+    orphan: it is moved to ``<study_dir>/wandb-interrupted/``, and ``wandb/`` keeps one run per
+    cell. Each cell's latest run directory is recorded in ``wandb/xfer-cells/<cell_id>``.
+    """
+    from xfer.io import write_text
+
+    _set_aside_earlier_run(Path(study_dir), cell.cell_id)
+    run = CellRun(
         study_dir, project=spec.tracking.project, entity=spec.tracking.entity, mode=mode,
         group=spec.name, name=cell.cell_id, job_type="cell",
         config={"cell_id": cell.cell_id, "pair": cell.pair.pair_id, "chain": cell.chain_id,
@@ -764,6 +869,9 @@ def cell_tracker(study_dir: Path, spec: Any, cell: Any, mode: str) -> CellRun:
                 "transfer": json.loads(cell.setup.model_dump_json()),
                 "search": json.loads(spec.search.model_dump_json())},
     )
+    if run.run_dir is not None:
+        write_text(Path(study_dir) / "wandb" / CELL_RUNS_DIR / cell.cell_id, run.run_dir.name)
+    return run
 
 
 def study_summary(study_dir: Path, spec: Any, mode: str) -> Path | None:
