@@ -1,35 +1,13 @@
-"""Cell-level guarantees: a resumed search does not replay configs; DANN fits reproduce alone."""
+"""Cell-level guarantees: DANN fits reproduce alone (resume: tests/study/test_resume.py)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import torch
 
 from xfer.models.backbones import BackboneSpec, build_backbone
-from xfer.study.cell import open_search
-from xfer.study.spec import StudySpec, cells
 from xfer.train.population import Data, Member, Population, TrainConfig
 from xfer.transfer.dann import dann_task
 from xfer.transfer.strategies import plan_for
-
-
-def test_resumed_search_does_not_replay_configs(tmp_path: Path) -> None:
-    spec = StudySpec.model_validate({
-        "name": "s", "pairs": [{"source": "aapl", "target": "wti"}],
-        "search": {"sampler": "random", "trials_per_cell": 4,
-                   "space": {"scratch_lr": {"low": 1e-4, "high": 1e-2, "log": True}}}})
-    cell = cells(spec)[0]
-    first = open_search(spec, tmp_path, cell)
-    for _ in range(2):
-        t = first.ask()
-        first.tell(t, t.suggest_float("scratch_lr", 1e-4, 1e-2, log=True))
-    again = open_search(spec, tmp_path, cell)  # a new process resuming the cell
-    for _ in range(2):
-        t = again.ask()
-        again.tell(t, t.suggest_float("scratch_lr", 1e-4, 1e-2, log=True))
-    lrs = [t.params["scratch_lr"] for t in again.trials]
-    assert len(again.trials) == 4 and len(set(lrs)) == 4
 
 
 def test_dann_member_reproduces_in_a_smaller_population() -> None:

@@ -323,7 +323,7 @@ def test_sigkilled_study_resumes_to_the_uninterrupted_results(tmp_path: Path) ->
     from xfer.tracking.offline import find_runs, read_run
 
     home = tmp_path / "home"
-    syn.write_set(Store(home), "shared", n_source=4000, n_target=3000, seed=0)
+    syn.write_set(Store(home), "shared", n_source=2500, n_target=2000, seed=0)
     env = {**os.environ, "XFER_HOME": str(home), "RAY_AUTH_MODE": "disabled", "WANDB_MODE": "offline",
            "WANDB_SILENT": "true"}
     env.pop("WANDB_API_KEY", None)
