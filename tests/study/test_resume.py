@@ -188,6 +188,47 @@ def test_truncated_cell_file_is_set_aside_and_recomputed(
     assert finished_cells(sd, [head_only], said.append) == {head_only} and len(said) == 1
 
 
+def _in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run a study's pending cells in this process instead of on Ray (same cells, same seeds)."""
+    from xfer.study import runner
+
+    def phases(sd: Path, st: Store, spec: StudySpec, all_cells: list, pending: list, *_a: Any, **_k: Any) -> None:
+        for c in pending:
+            torch.manual_seed(0)
+            run_cell(spec, sd, c.cell_id, st)
+
+    monkeypatch.setattr(runner, "_run_phases", phases)
+
+
+def test_resume_sets_aside_a_truncated_cell_and_reruns_it(
+        store: Store, head_only: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run_study` on a directory with a truncated results file: the console names it, it is moved to
+    cells/corrupt/, its cell alone runs again, and results.parquet equals the first one."""
+    import io
+
+    import yaml
+    from rich.console import Console
+
+    from xfer.study.runner import run_study
+
+    _in_process(monkeypatch)
+    spec_file = tmp_path / "resume.yaml"
+    spec_file.write_text(yaml.safe_dump(SPEC.model_dump(mode="json", by_alias=True)))
+    sd = tmp_path / "study"
+    run_study(spec_file, study_dir=sd, store=store, report=False)
+    first = pd.read_parquet(sd / "results.parquet").drop(columns=VOLATILE)
+    bad = sd / "cells" / f"{head_only}.parquet"
+    other = next(p for p in (sd / "cells").glob("*.parquet") if p != bad)
+    kept = other.stat().st_mtime_ns
+    bad.write_bytes(bad.read_bytes()[:-20])  # the footer cut off
+    said = io.StringIO()
+    run = run_study(None, study_dir=sd, store=store, report=False, console=Console(file=said, width=400))
+    text = " ".join(said.getvalue().split())
+    assert str(bad) in text and "cells/corrupt/" in text and "2 cells, 1 done, 1 to run" in text, text
+    assert run.cells_run == 1 and other.stat().st_mtime_ns == kept
+    pd.testing.assert_frame_equal(pd.read_parquet(sd / "results.parquet").drop(columns=VOLATILE), first)
+
+
 def test_corrupt_days_file_reruns_its_cell(head_only: str, clean: Path, tmp_path: Path) -> None:
     from xfer.study.results import finished_cells
 
