@@ -4,7 +4,7 @@ No choice reads a test row. Optuna is told each config's validation loss on fold
 validation window ends before the first test block; every fold then keeps the trial with the
 best loss on *its own* validation window (which ends one embargo before its test block and lies
 in no fold's test block; see :mod:`xfer.data.splits`). The per-fold losses are stored on each
-trial (``val_by_fold``), so a resumed cell chooses exactly as an uninterrupted one.
+trial (``val_by_fold``) and in the journal.
 
 Every search is recorded in the study's Optuna journal (``optuna.journal``); a cell's test
 days are written to ``days/<cell_id>.parquet`` and then its final fits, once, atomically, to
@@ -17,7 +17,8 @@ partial search is kept in the journal for the record, renamed ``<cell_id>~interr
 (its never-reported trials marked FAIL), and plays no part in the rerun. Continuing the partial
 search instead would not reproduce: TPE's next suggestions depend on its random state, which
 the journal does not hold, and a trial that was RUNNING when the process died has no fits to
-evaluate; a re-fit in a smaller population differs in the last bits.
+evaluate; a re-fit in a smaller population differs in the last bits. The price is that the
+interrupted attempt's trials are trained again.
 """
 
 from __future__ import annotations
