@@ -13,8 +13,12 @@ alike; a study directory holds them as Parquet files:
       sizing.parquet        required fraction per strategy   (SIZING_COLUMNS)
       comparisons.parquet   chain vs direct, DANN vs none    (COMPARISON_COLUMNS)
       cells/<cell_id>.parquet   the rows of one finished cell (results.parquet = their union)
-      optuna.journal        Optuna JournalStorage: every search, resumable, optuna-dashboard-able
-      wandb/                W&B run files (offline unless an API key is set)
+      days/<cell_id>.parquet    the test days of one finished cell (predictions.parquet = their union)
+      cells/corrupt/, days/corrupt/  unreadable cell files set aside by a resume (the cell was rerun)
+      optuna.journal        Optuna JournalStorage: every search, optuna-dashboard-able; an interrupted
+                            cell's partial search is renamed <cell_id>~interrupted-<n> (the cell reran)
+      wandb/                W&B run files (offline unless an API key is set); one run per cell
+      wandb-interrupted/    runs of interrupted cell attempts, set aside when the cell reran
       report.html           self-contained report
 
 Conventions: ``chain`` is ``"direct"`` or the intermediate market ids joined by ``">"``;
