@@ -1,0 +1,521 @@
+"""One reference workload, three ways, one machine, one run: per-fit Ray Tune (naive and
+hand-tuned) against ``xfer study run``, on the same fits, with the ratios and an agreement check.
+
+    python scripts/bench.py            # full: 120 fits (about 15 min on 2 CPU cores)
+    python scripts/bench.py --quick    # 4 fits, a few steps: checks agreement, not speed (CI)
+
+The workload (full mode): 2 pairs (``@us_large_cap -> wti``, ``sp500 -> mtum``) x 4 strategies
+(scratch, head_only, partial, full) x 5 target fractions (0.05, 0.1, 0.2, 0.5, 1.0) x 3 seeds,
+one walk-forward fold, fixed hyperparameters (no search: each cell trains exactly the default
+candidate of :func:`xfer.study.cell.candidate`, i.e. scratch at the source LR, transfer at
+0.1 x the source LR, the spec's weight decay, each strategy's default knobs), the study's
+default training loop (batch 256, validation after every pass over the rows, patience, best
+weights kept), no permutation importance. 120 target fits in every way. The source model is
+pre-trained once per (pair, seed) before any way is timed (timed separately and printed);
+every way starts from those weights.
+
+The three ways (each starts and stops its own local Ray instance inside its timing, 1 CPU
+per trial, so at most ``cpu_count`` trials at once):
+
+- **naive**, what the Ray Tune tutorials lead a user to write: one Tune trial per fit
+  (pair, strategy, fraction, seed), a standard PyTorch loop (a ``DataLoader`` over the target
+  rows, ``torch.optim.AdamW``, ``nn.functional.mse_loss``), the source weights loaded from a
+  ``.pt`` file in each trial, Tune's defaults (``reuse_actors`` off: a fresh worker process per
+  trial; default loggers; every checkpoint kept), ``WandbLoggerCallback`` (offline), and
+  ``tune.report`` with a checkpoint after every epoch (every validation), as the PyTorch +
+  Ray Tune tutorial does;
+- **tuned per-fit**: the same trials and the same loop with the known fixes applied by hand:
+  ``TuneConfig(reuse_actors=True)``, W&B through ``setup_wandb`` inside the trial (offline, one
+  ``log`` of the final metrics), no per-epoch reporting or checkpoints (one final ``tune.report``);
+- **xfer**: the same fits through ``xfer study run`` (:func:`xfer.study.runner.run_study` on a
+  spec this script writes, ``hooks=xfer.hooks.default_hooks()``, tracking ``offline``): one Tune
+  trial per cell, the seeds of a cell trained as one vmapped population, one W&B run per cell
+  and a summary run, the verdict tables and ``report.html`` (everything the command does).
+
+Both per-fit ways get the prepared target data through ``tune.with_parameters`` (Tune's way to
+share data; cheaper than the per-cell preparation xfer does) and evaluate their fit on the test
+block inside the trial with xfer's own :func:`xfer.experiment.evaluate.evaluate_fits`.
+
+Same fits, checked: a per-fit trial builds the same ``Member`` as the study cell
+(:func:`xfer.experiment.fit.members_for`'s seeds, rows and initial weights from
+``Population.init_params``), its ``DataLoader`` draws its batches through a sampler that yields
+exactly the rows the population draws for that member (one generator seeded with the member's
+seed, one draw per validation period), and it stops early by the same schedule
+(:func:`xfer.train.types.schedule`). The script compares, per cell (pair, strategy, fraction),
+the test metric averaged over seeds of each per-fit way with xfer's and prints the largest
+absolute gap. Tolerance: **1e-3** on the verdict metric (``r2_oos`` for a volatility target, a
+score of order 0.1-1). Vmapped and single-model float32 math differ by ~1e-6 in the validation
+loss, which moves a test score by ~1e-5; 1e-3 leaves room for that and for rare near-ties of two
+validation losses, while any real difference in the fits (another seed, batch order, initial
+weights, learning rate, stopping rule or one fewer step) moves a cell's score by 1e-2 or more.
+So the speed-up cannot come from doing less.
+
+The last three lines (both modes): ``xfer vs tuned per-fit: N.Nx (vs naive: M.Mx)``,
+``metrics agree: yes|no (max gap G)`` and ``training step: F GFLOP/s = P% of the measured GEMM
+rate (R GFLOP/s)``: the achieved FLOP rate of a study cell's default population
+(:func:`training_step_rate`, counting the backbone's forward and backward multiply-adds) against
+a large float32 ``torch.mm`` (:func:`gemm_rate`) at the same thread count (1, a trial's share).
+Output goes to stdout only. Run it on an otherwise idle machine and quote the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+
+import pandas as pd
+import torch
+import yaml
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from xfer.data.store import Store
+from xfer.experiment.evaluate import evaluate_fits
+from xfer.experiment.prepare import Context, prepare
+from xfer.models.backbones import Backbone
+from xfer.study.cell import candidate
+from xfer.study.spec import Cell, Search, StudySpec, cells
+from xfer.train.population import Population, even_rows, train_rows
+from xfer.train.sequential import param_groups
+from xfer.train.types import Data, Member, MemberResult, TrainConfig, schedule
+from xfer.transfer.strategies import plan_for
+
+TOLERANCE = 1e-3
+"""Largest allowed |per-fit - xfer| of a cell's seed-mean test metric (see the module doc)."""
+PROJECT = "xfer-bench"
+
+
+@dataclass(frozen=True)
+class Workload:
+    pairs: list[tuple[str, str]]
+    strategies: list[str]
+    fractions: list[float]
+    seeds: int
+    train: TrainConfig
+    source_train: TrainConfig
+    rate_epochs: tuple[int, int]
+    """Step budgets (x 50 steps) whose time difference gives the training-step rate."""
+
+    def spec(self, name: str) -> dict[str, Any]:
+        """The study spec (plain YAML data) of this workload: one fold, one fixed candidate per cell."""
+        return {
+            "name": name, "task": {"target_type": "volatility", "horizon": 5},
+            "pairs": [{"source": s, "target": t} for s, t in self.pairs],
+            "grid": {"strategies": self.strategies, "fractions": self.fractions, "seeds": self.seeds,
+                     "backbone": {"name": "mlp", "hidden": 64, "depth": 2}},
+            "search": {"trials_per_cell": 1, "batch_size": 1, "space": {}},
+            "evaluation": {"folds": 1, "importance_repeats": 0},
+            "train": self.train.model_dump(), "source": {"train": self.source_train.model_dump()},
+            "resources": {"cpus_per_trial": 1}, "tracking": {"project": PROJECT, "mode": "offline"},
+        }
+
+
+FULL = Workload(
+    pairs=[("@us_large_cap", "wti"), ("sp500", "mtum")], strategies=["scratch", "head_only", "partial", "full"],
+    fractions=[0.05, 0.1, 0.2, 0.5, 1.0], seeds=3, train=TrainConfig(), source_train=TrainConfig(
+        steps_per_epoch=50, max_epochs=30, patience=4), rate_epochs=(2, 6))
+QUICK = Workload(
+    pairs=[("sp500", "mtum")], strategies=["scratch", "head_only"], fractions=[0.2, 1.0], seeds=1,
+    train=TrainConfig(batch_size=64, steps_per_epoch=5, max_epochs=4, patience=2, min_patience_steps=5),
+    source_train=TrainConfig(batch_size=256, steps_per_epoch=10, max_epochs=3, patience=2),
+    rate_epochs=(1, 2))
+
+
+# ----------------------------------------------------------------------- the per-fit trial
+
+
+class TargetRows(Dataset):
+    """The target's standardised rows; ``__getitems__`` fetches a whole batch at once."""
+
+    def __init__(self, data: Data, window: int) -> None:
+        self.data, self.window = data, window
+
+    def __len__(self) -> int:
+        return len(self.data.y)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.data.gather(torch.tensor(i), self.window), self.data.y[i]
+
+    def __getitems__(self, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = torch.as_tensor(idx)
+        return self.data.gather(rows, self.window), self.data.y[rows]
+
+
+class PopulationRows(Sampler):
+    """Batches of one epoch (one validation period) with the rows xfer's population draws for
+    this fit: ``steps x batch`` uniform positions in the fit's row pool from a generator seeded
+    with the fit's seed, drawn once per epoch (as :class:`xfer.train.population.Population`)."""
+
+    def __init__(self, pool: torch.Tensor, steps: int, batch: int, seed: int) -> None:
+        self.pool, self.steps, self.batch = pool, steps, batch
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        u = torch.rand((self.steps, self.batch), generator=self.gen)
+        yield from self.pool[(u * len(self.pool)).long()].tolist()
+
+    def __len__(self) -> int:
+        return self.steps
+
+
+def _as_batch(batch: Any) -> Any:
+    return batch  # TargetRows.__getitems__ already returns (x, y) tensors
+
+
+def fit_trial(config: dict[str, Any], contexts: dict[str, Context]) -> None:
+    """One fit as a Ray Tune trial: train, keep the best-validation weights, score the test block."""
+    from ray import tune
+
+    job, naive = config["job"], config["way"] == "naive"
+    torch.set_num_threads(1)
+    run = None
+    if not naive:
+        from ray.air.integrations.wandb import setup_wandb
+
+        run = setup_wandb(config, project=PROJECT, mode="offline", dir=config["wandb_dir"])
+    ctx = contexts[job["pair"]]
+    fold = ctx.folds[0]
+    data, _, ff = ctx.fold_data(fold, job["fraction"])
+    plan = plan_for(job["strategy"], ctx.n_groups, job["knobs"])
+    init = torch.load(job["source"], weights_only=True) if plan.init == "source" else None
+    member = Member(plan, lr=job["lr"], seed=job["seed"] + 1, train=ff.train, init=init,
+                    weight_decay=job["weight_decay"], tag={"strategy": job["strategy"], "seed": job["seed"]})
+    result = train_fit(ctx.backbone, member, data, ff.val, ctx.cfg.train, report_epochs=naive)
+    row = evaluate_fits(ctx, fold, job["fraction"], [result])[0][0]
+    final = {"val_loss": result.best_val, "test_score": row[f"test_{ctx.metric}"], "best_step": result.best_step}
+    if run is not None:
+        run.log(final)
+        run.finish()
+    tune.report(final)
+
+
+def train_fit(backbone: Backbone, member: Member, data: Data, val: range, cfg: TrainConfig,
+              report_epochs: bool) -> MemberResult:
+    """A standard PyTorch loop (DataLoader, AdamW, MSE) that trains exactly the population's fit."""
+    model = copy.deepcopy(backbone)
+    init = Population(backbone, cfg).init_params(member)  # the initial weights xfer gives this fit
+    model.load_state_dict({k.removeprefix("backbone."): v for k, v in init.items() if k.startswith("backbone.")})
+    assert member.plan.l2sp_alpha == 0.0, "the bench's strategies have no L2-SP term"
+    opt = torch.optim.AdamW(param_groups(model, member.plan, member.lr, 0), lr=member.lr,
+                            weight_decay=member.weight_decay, eps=1e-8)
+    pool = train_rows(member.train, backbone.window)
+    sched = schedule(cfg, len(pool))  # validate after every pass over the rows; patience in validations
+    loader = DataLoader(TargetRows(data, backbone.window), collate_fn=_as_batch,
+                        batch_sampler=PopulationRows(pool, sched.eval_every, cfg.batch_size, member.seed))
+    vrows = even_rows(val, cfg.eval_rows)  # the validation rows xfer uses
+    xv, yv = data.gather(vrows, backbone.window), data.y[vrows]
+    last_unfreeze = max((e for e in member.plan.unfreeze_epoch if math.isfinite(e)), default=0.0)
+    best, best_val, best_epoch, best_step, bad, curve, step = None, math.inf, 0, 0, 0, [], 0
+    for epoch in range(sched.max_evals):
+        model.train()
+        for xb, yb in loader:
+            nominal = step // cfg.steps_per_epoch  # the unit of unfreeze schedules
+            for g, new in zip(opt.param_groups, param_groups(model, member.plan, member.lr, nominal), strict=True):
+                g["lr"] = new["lr"]
+            opt.zero_grad()
+            loss = nn.functional.mse_loss(model(xb), yb)
+            loss.backward()
+            opt.step()
+            step += 1
+        model.eval()
+        with torch.no_grad():
+            vloss = float(nn.functional.mse_loss(model(xv), yv))
+        curve.append(vloss)
+        if vloss < best_val:
+            best_val, best_epoch, best_step, bad = vloss, epoch, step, 0
+            best = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            bad += 1
+        if report_epochs:
+            _report_with_checkpoint(model, opt, epoch, vloss)
+        if bad >= sched.patience and (step - 1) // cfg.steps_per_epoch >= last_unfreeze:
+            break
+    assert best is not None
+    return MemberResult(member=member, params=best, best_val=best_val, best_epoch=best_epoch, epochs=len(curve),
+                        val_curve=curve, best_step=best_step, eval_every=sched.eval_every)
+
+
+def _report_with_checkpoint(model: nn.Module, opt: torch.optim.Optimizer, epoch: int, vloss: float) -> None:
+    """The tutorial's per-epoch report: metrics and a checkpoint of model and optimizer."""
+    from ray import tune
+
+    with tempfile.TemporaryDirectory() as d:
+        torch.save({"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict()},
+                   Path(d) / "checkpoint.pt")
+        tune.report({"epoch_val_loss": vloss, "epoch": epoch}, checkpoint=tune.Checkpoint.from_directory(d))
+
+
+# ----------------------------------------------------------------------- the three ways
+
+
+@dataclass
+class Prepared:
+    spec: StudySpec
+    cells: list[Cell]
+    contexts: dict[str, Context]
+    """Per pair: the prepared target (source domain and weights dropped), for the per-fit trials."""
+    jobs: list[dict[str, Any]]
+    """One per fit: pair, strategy, fraction, seed, the cell's candidate, the source weights file."""
+    seconds: float
+
+
+def prepare_sources(spec: StudySpec, store: Store, work: Path) -> Prepared:
+    """Pre-train each pair's source once per seed (into the store's cache, which xfer's run then
+    loads) and write the weights to ``.pt`` files for the per-fit trials."""
+    t = time.perf_counter()
+    all_cells = cells(spec)
+    contexts: dict[str, Context] = {}
+    files: dict[tuple[str, int], str] = {}
+    for c in all_cells:
+        pid = c.pair.pair_id
+        if pid in contexts or c.strategy == "scratch":
+            continue
+        ctx = prepare(c.setup, store)
+        for s, params in ctx.weights.items():
+            files[pid, s] = str(work / f"source_{len(contexts)}_seed{s}.pt")
+            torch.save({k: v.detach().cpu() for k, v in params.items()}, files[pid, s])
+        contexts[pid] = replace(ctx, src=None, weights={})  # type: ignore[arg-type]  # only the target travels
+    jobs = []
+    for c in all_cells:
+        cand = candidate(spec, c, {})
+        for s in range(spec.grid.seeds):
+            jobs.append({"pair": c.pair.pair_id, "strategy": c.strategy, "fraction": c.fraction, "seed": s,
+                         "lr": cand.lr, "weight_decay": cand.weight_decay, "knobs": dict(cand.knobs),
+                         "source": files.get((c.pair.pair_id, s), "")})
+    return Prepared(spec, all_cells, contexts, jobs, time.perf_counter() - t)
+
+
+def _start_ray() -> None:
+    import ray
+
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+
+
+def run_per_fit(way: str, prep: Prepared, work: Path) -> tuple[float, pd.DataFrame]:
+    """All fits as one Tune trial each; ``way`` is ``naive`` or ``tuned``."""
+    import ray
+    from ray import tune
+    from ray.air.integrations.wandb import WandbLoggerCallback
+
+    naive = way == "naive"
+    (work / way / "wandb").mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    _start_ray()
+    try:
+        trainable = tune.with_resources(tune.with_parameters(fit_trial, contexts=prep.contexts), {"cpu": 1})
+        grid = tune.Tuner(
+            trainable,
+            param_space={"job": tune.grid_search(prep.jobs), "way": way, "wandb_dir": str(work / way)},
+            tune_config=tune.TuneConfig() if naive else tune.TuneConfig(reuse_actors=True),
+            run_config=tune.RunConfig(
+                name=way, storage_path=str(work / "ray"), verbose=0,
+                callbacks=[WandbLoggerCallback(project=PROJECT, mode="offline")] if naive else None),
+        ).fit()
+    finally:
+        ray.shutdown()
+    seconds = time.perf_counter() - t
+    rows = []
+    for r in grid:
+        if r.error is not None:
+            raise RuntimeError(f"{way}: a trial failed: {r.error}")
+        job = r.config["job"]
+        rows.append({k: job[k] for k in ("pair", "strategy", "fraction", "seed")}
+                    | {"val_loss": r.metrics["val_loss"], "test_score": r.metrics["test_score"]})
+    return seconds, pd.DataFrame(rows)
+
+
+def run_xfer(prep: Prepared, store: Store, work: Path) -> tuple[float, pd.DataFrame]:
+    """The same fits through ``xfer study run`` (W&B offline, report included)."""
+    from rich.console import Console
+
+    from xfer.hooks import default_hooks
+    from xfer.study.runner import run_study
+
+    spec_path = work / "bench.yaml"
+    spec_path.write_text(yaml.safe_dump(prep.spec.model_dump(mode="json", by_alias=True, exclude={"storage"})))
+    t = time.perf_counter()
+    run = run_study(spec_path, study_dir=work / "study", store=store, hooks=default_hooks(),
+                    console=Console(file=sys.stderr, quiet=True))
+    seconds = time.perf_counter() - t
+    res = pd.read_parquet(run.study_dir / "results.parquet")
+    return seconds, res[["pair", "strategy", "fraction", "seed", "val_loss", "test_score"]]
+
+
+def agreement(way: pd.DataFrame, ref: pd.DataFrame) -> tuple[float, float]:
+    """(max |cell seed-mean test metric gap|, max |per-fit best validation loss gap|) against ``ref``;
+    a cell or fit missing on either side is an infinite gap."""
+    keys = ["pair", "strategy", "fraction"]
+    cell = pd.merge(way.groupby(keys, as_index=False)["test_score"].mean(),
+                    ref.groupby(keys, as_index=False)["test_score"].mean(), on=keys, how="outer",
+                    suffixes=("", "_ref"))
+    fits = pd.merge(way, ref, on=[*keys, "seed"], how="outer", suffixes=("", "_ref"))
+    gap = (cell["test_score"] - cell["test_score_ref"]).abs()
+    vgap = (fits["val_loss"] - fits["val_loss_ref"]).abs()
+    return (math.inf if gap.isna().any() else float(gap.max()),
+            math.inf if vgap.isna().any() else float(vgap.max()))
+
+
+# ----------------------------------------------------------------------- FLOP rate
+
+
+@dataclass(frozen=True)
+class StepRate:
+    gflops: float
+    """Achieved GFLOP/s of the population's training steps."""
+    gemm_gflops: float
+    """Measured large float32 GEMM GFLOP/s at the same thread count."""
+    step_ms: float
+    flops_per_step: float
+    members: int
+    threads: int
+
+    @property
+    def share(self) -> float:
+        return self.gflops / self.gemm_gflops
+
+
+def step_flops(backbone: Backbone, members: int, batch: int) -> float:
+    """FLOPs of one population training step (forward + backward, every member's batch).
+
+    Per row and per ``Linear(in, out)``: 2*in*out forward; backward 2*in*out for the weight
+    gradient and 2*in*out for the input gradient, except the first layer, whose input (the data)
+    needs none. Biases, activations and the optimizer update are not counted (O(out), not
+    O(in*out)). A population computes every member's gradients of every parameter (frozen
+    groups are masked in the update, not skipped), so the count is the same for every strategy.
+    """
+    linears = [m for m in backbone.modules() if isinstance(m, nn.Linear)]
+    others = [m for m in backbone.modules() if not isinstance(m, nn.Linear) and not list(m.children())
+              and any(True for _ in m.parameters(recurse=False))]
+    if others:
+        raise NotImplementedError(f"step_flops counts Linear layers only; found {type(others[0]).__name__}")
+    per_row = 0
+    for i, m in enumerate(linears):
+        mac = m.in_features * m.out_features
+        per_row += 2 * mac + 2 * mac + (2 * mac if i > 0 else 0)
+    return float(per_row * batch * members)
+
+
+def gemm_rate(threads: int, n: int = 2048, reps: int = 5) -> float:
+    """GFLOP/s of a float32 ``n x n`` by ``n x n`` matrix multiply (best of ``reps``) on ``threads`` threads."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        torch.mm(a, b)  # warm-up
+        best = math.inf
+        for _ in range(reps):
+            t = time.perf_counter()
+            torch.mm(a, b)
+            best = min(best, time.perf_counter() - t)
+        return 2 * n**3 / best / 1e9
+    finally:
+        torch.set_num_threads(old)
+
+
+def training_step_rate(backbone: Backbone, data: Data, train: range, val: range, members: int | None = None,
+                       batch: int = 256, threads: int = 1, epochs: tuple[int, int] = (2, 6)) -> StepRate:
+    """Achieved FLOP/s of :class:`~xfer.train.population.Population` training steps, and the share
+    of the machine's GEMM rate it reaches (same thread count).
+
+    ``members`` defaults to a study cell's default population (search batch x seeds). The step
+    time is the marginal one: the difference of two fits of ``epochs[0]`` and ``epochs[1]`` x 50
+    steps (early stopping off, validation on 16 rows every 50 steps), so set-up is not counted.
+    """
+    from xfer.study.spec import Grid
+
+    members = members or Search().batch_size * Grid().seeds
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        pop = [Member(plan_for("scratch", len(backbone.group_names())), lr=1e-3, seed=i + 1, train=train)
+               for i in range(members)]
+
+        def fit_seconds(n_epochs: int) -> float:
+            cfg = TrainConfig(batch_size=batch, steps_per_epoch=50, max_epochs=n_epochs, patience=10**6,
+                              pass_epochs=False, eval_rows=16)
+            t = time.perf_counter()
+            Population(backbone, cfg).fit(pop, data, val)
+            return time.perf_counter() - t
+
+        fit_seconds(1)  # warm-up
+        lo, hi = epochs
+        step_s = min((fit_seconds(hi) - fit_seconds(lo)) / (50 * (hi - lo)) for _ in range(2))
+    finally:
+        torch.set_num_threads(old)
+    flops = step_flops(backbone, members, batch)
+    return StepRate(flops / step_s / 1e9, gemm_rate(threads), step_s * 1e3, flops, members, threads)
+
+
+# ----------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="tiny workload (4 fits, few steps): agreement, not speed")
+    ap.add_argument("--keep", type=Path, default=None, help="work directory to keep (default: a temporary one)")
+    args = ap.parse_args(argv)
+    w = QUICK if args.quick else FULL
+    work = args.keep or Path(tempfile.mkdtemp(prefix="xfer-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    os.environ["WANDB_MODE"] = "offline"
+    os.environ["WANDB_DIR"] = str(work / "wandb")  # nothing lands in the repository
+    (work / "wandb").mkdir(exist_ok=True)
+    store = Store(work / "home")  # embedded samples; a fresh source cache
+    spec = StudySpec.model_validate(w.spec("bench-quick" if args.quick else "bench"))
+    try:
+        prep = prepare_sources(spec, store, work)
+        n = len(prep.jobs)
+        print(f"command: python scripts/bench.py{' --quick' if args.quick else ''}")
+        print(f"machine: {os.cpu_count()} cpus, torch {torch.__version__}, 1 thread and 1 CPU per trial")
+        print(f"work: {len(w.pairs)} pair(s) x {len(w.strategies)} strategies x {len(w.fractions)} fractions x "
+              f"{w.seeds} seed(s), 1 fold = {n} fits ({len(prep.cells)} cells); batch {w.train.batch_size}, "
+              f"<= {w.train.max_epochs * w.train.steps_per_epoch} steps, early stopping")
+        print(f"source pre-training (once, before timing): {prep.seconds:.1f} s")
+        t_naive, naive = run_per_fit("naive", prep, work)
+        print(f"naive per-fit (Tune defaults, WandbLoggerCallback, report+checkpoint per epoch): "
+              f"{t_naive:7.1f} s  {n / t_naive:6.2f} fits/s")
+        t_tuned, tuned = run_per_fit("tuned", prep, work)
+        print(f"tuned per-fit (reuse_actors, setup_wandb, one final report):                   "
+              f"{t_tuned:7.1f} s  {n / t_tuned:6.2f} fits/s")
+        t_xfer, xf = run_xfer(prep, store, work)
+        print(f"xfer study run (cell = one population, W&B per cell, tables, report):          "
+              f"{t_xfer:7.1f} s  {n / t_xfer:6.2f} fits/s")
+        if not len(naive) == len(tuned) == len(xf) == n:
+            raise RuntimeError(f"fit counts differ: naive {len(naive)}, tuned {len(tuned)}, xfer {len(xf)}, expected {n}")
+        ctx = next(iter(prep.contexts.values()))
+        gaps = {name: agreement(df, xf) for name, df in (("naive", naive), ("tuned", tuned))}
+        for name, (g, vg) in gaps.items():
+            print(f"{name} vs xfer: max |cell seed-mean test {ctx.metric} gap| {g:.2e}, max |fit val loss gap| "
+                  f"{vg:.2e} (tolerance {TOLERANCE:g} on the test metric)")
+        data, _, ff = ctx.fold_data(ctx.folds[0], 1.0)
+        rate = training_step_rate(ctx.backbone, data, ff.train, ff.val, batch=TrainConfig().batch_size,
+                                  epochs=w.rate_epochs)
+        print(f"training step: {rate.members} members x batch {TrainConfig().batch_size}, "
+              f"{rate.flops_per_step / 1e6:.1f} MFLOP per step, {rate.step_ms:.2f} ms per step, {rate.threads} thread")
+        gap = max(g for g, _ in gaps.values())
+        print(f"xfer vs tuned per-fit: {t_tuned / t_xfer:.1f}x (vs naive: {t_naive / t_xfer:.1f}x)")
+        print(f"metrics agree: {'yes' if gap <= TOLERANCE else 'no'} (max gap {gap:.2e})")
+        print(f"training step: {rate.gflops:.1f} GFLOP/s = {100 * rate.share:.0f}% of the measured GEMM rate "
+              f"({rate.gemm_gflops:.1f} GFLOP/s)")
+        return 0 if gap <= TOLERANCE else 1
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
