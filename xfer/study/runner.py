@@ -33,7 +33,7 @@ from rich.console import Console
 
 from xfer.data.store import Store
 from xfer.errors import XferInputError
-from xfer.io import write_text
+from xfer.io import check_output_dir, write_text
 from xfer.study import results as R
 from xfer.study.spec import Cell, StudySpec, cells, load
 
@@ -163,22 +163,66 @@ def _tune(trainable: Any, cell_ids: list[str], study_dir: Path, store_root: Path
     return tuner.fit()
 
 
+def check_address(address: str | None, timeout_s: float = 5.0) -> None:
+    """Refuse a Ray address this install cannot use, or nobody answers at, before anything runs.
+
+    ``None`` starts a local instance; ``auto`` finds one on this host; ``HOST:PORT`` (the head's
+    GCS port) or ``ray://HOST:PORT`` (Ray Client, needs ``ray[client]``) must accept a TCP
+    connection within ``timeout_s``.
+    """
+    if address is None or address in ("auto", "local"):
+        return
+    field = "--address"
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        scheme, rest = "", address
+    if scheme not in ("", "ray"):
+        raise XferInputError(field=field, expected="HOST:PORT, ray://HOST:PORT, auto or local",
+                             found=f"{address!r} (scheme {scheme + '://'!r})",
+                             hint="submit to a Jobs API address (http://HEAD:8265) with `ray job submit`")
+    if scheme == "ray":
+        from ray._private.utils import get_ray_client_dependency_error
+
+        if get_ray_client_dependency_error() is not None:
+            raise XferInputError(field=field, expected="an address this install can use",
+                                 found=f"{address!r}: Ray Client is not installed",
+                                 hint="pip install 'ray[client]', or pass the head's HOST:6379 address from a node "
+                                      "of the cluster")
+    host, colon, port = rest.rstrip("/").rpartition(":")
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise XferInputError(field=field, expected="HOST:PORT (e.g. 10.0.0.5:6379 or ray://10.0.0.5:10001)",
+                             found=repr(address))
+    import socket
+
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise XferInputError(field=field, expected="a running Ray head that accepts connections",
+                             found=f"{address!r}: {exc.strerror or type(exc).__name__}",
+                             hint="start the cluster first (see cluster/README.md), or omit --address for a "
+                                  "local instance") from None
+
+
 def _open(spec_path: str | Path | None, study_dir: Path | None, st: Store, smoke: bool) -> tuple[Path, StudySpec]:
     """The study directory and its spec: a new study writes spec.json; a resume reads it."""
     if spec_path is None:
         if study_dir is None or not (Path(study_dir) / SPEC_FILE).is_file():
-            raise FileNotFoundError(f"{study_dir}: not a study directory (no {SPEC_FILE})")
+            raise XferInputError(file=study_dir, field="STUDY_DIR", expected=f"a study directory (with {SPEC_FILE})",
+                                 found=f"no {SPEC_FILE}")
         sd = Path(study_dir).expanduser().resolve()
         return sd, _load_spec(sd)
     spec = load(spec_path, st)
     if smoke:
         spec = spec.smoke()
     sd = Path(study_dir or spec.storage or default_dir(spec, st)).expanduser().resolve()
+    check_output_dir(sd, "--out" if study_dir else ("storage" if spec.storage else "study directory"))
     if (sd / SPEC_FILE).exists():
         old = _load_spec(sd)
         if old != spec:
-            raise FileExistsError(
-                f"{sd} holds a different study ({old.name}); use `xfer study resume {sd}` or another --out")
+            raise XferInputError(file=sd, field="--out", expected=f"a new directory or one holding study {spec.name!r}",
+                                 found=f"a directory holding study {old.name!r} (different spec)",
+                                 hint=f"use `xfer study resume {sd}` or another --out")
     sd.mkdir(parents=True, exist_ok=True)
     if not (sd / "study.yaml").exists():
         shutil.copyfile(spec_path, sd / "study.yaml")
@@ -306,6 +350,7 @@ def run_study(spec_path: str | Path | None = None, *, study_dir: Path | None = N
     console = console or Console(stderr=True)
     st = store or Store()
     t0 = time.perf_counter()
+    check_address(address)  # before anything is written
     sd, spec = _open(spec_path, study_dir, st, smoke)
     all_cells = cells(spec)
     done = R.finished_cells(sd, [c.cell_id for c in all_cells],  # unreadable results are set aside
