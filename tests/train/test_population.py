@@ -50,3 +50,33 @@ def test_members_differ_by_fraction_and_seed() -> None:
          Member(plan, 1e-2, 1, range(0, 600))], data, range(650, 800))
     assert not torch.equal(a.params["head.weight"], b.params["head.weight"])
     assert not torch.equal(a.params["head.weight"], c.params["head.weight"])
+
+
+def test_a_fit_does_not_depend_on_its_population() -> None:
+    """Members stop at different steps; the stopped ones leave the population (compaction).
+    Compaction changes no bit of any fit (the same population without it), and each member's fit
+    equals the same member trained alone (float rounding of differently shaped batched kernels:
+    ~1e-8 relative) with the same stopping step."""
+    torch.manual_seed(2)
+    n, f = 1200, 6
+    x = torch.randn(n, f)
+    data = Data(x, 0.4 * x[:, 0] - 0.2 * x[:, 2] + 0.3 * torch.randn(n))
+    bb = build_backbone(f, BackboneSpec(hidden=16, depth=2))
+    cfg = TrainConfig(batch_size=32, steps_per_epoch=5, max_epochs=400, patience=2, min_patience_steps=5)
+    members = [Member(plan_for("scratch", 3), lr=lr, seed=i, train=range(0, 900), weight_decay=1e-3)
+               for i, lr in enumerate((3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-5))]
+    together = Population(bb, cfg).fit(members, data, range(950, 1150))
+    assert sorted(r.epochs for r in together)[-1] > sorted(r.epochs for r in together)[-2]  # one trains alone
+    assert len({r.epochs for r in together}) >= 3, [r.epochs for r in together]  # they stop apart
+    masked = Population(bb, cfg)
+    masked.compact = False
+    for r, u in zip(together, masked.fit(members, data, range(950, 1150)), strict=True):
+        assert (r.best_val, r.best_step, r.epochs, r.val_curve) == (u.best_val, u.best_step, u.epochs, u.val_curve)
+        for k in u.params:
+            assert torch.equal(r.params[k], u.params[k]), k
+    for m, r in zip(members, together, strict=True):
+        (alone,) = Population(bb, cfg).fit([m], data, range(950, 1150))
+        assert (r.best_step, r.epochs) == (alone.best_step, alone.epochs)
+        assert r.best_val == pytest.approx(alone.best_val, rel=1e-6)
+        for k in alone.params:
+            torch.testing.assert_close(r.params[k], alone.params[k], atol=1e-6, rtol=1e-5)

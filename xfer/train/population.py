@@ -79,9 +79,18 @@ class _Hyper:
     unfreeze: dict[str, torch.Tensor]
     last_unfreeze: torch.Tensor
 
+    def subset(self, keep: torch.Tensor, keep_cpu: torch.Tensor) -> _Hyper:
+        """The settings of the members where ``keep`` (on the device; ``keep_cpu`` on the CPU)."""
+        return _Hyper(self.l2sp[keep], self.aux_w[keep], self.aux_coeff[keep], self.wd[keep],
+                      {k: v[keep] for k, v in self.lr.items()}, {k: v[keep] for k, v in self.unfreeze.items()},
+                      self.last_unfreeze[keep_cpu])
+
 
 class Population:
     """Trains members that share one backbone architecture, one dataset and one validation set."""
+
+    compact: bool = True
+    """Drop members from the working tensors once they stop (False: keep computing them, masked)."""
 
     def __init__(self, backbone: Backbone, config: TrainConfig | None = None) -> None:
         self.template = backbone
@@ -220,8 +229,9 @@ class Population:
         track = _Tracker(params, P, sched.patience, sched.eval_every)
         warm_steps = max(1, cfg.aux_warmup_epochs * cfg.steps_per_epoch)
         step, empty = 0, torch.empty(0)
+        live = torch.arange(P)  # members still training; the working tensors hold only these
         for ev in range(sched.max_evals):
-            active_dev = track.active.to(dev)
+            active_dev = track.active[live].to(dev)
             rows, drows = batches.draw(sched.eval_every)
             for s in range(sched.eval_every):
                 epoch = step // cfg.steps_per_epoch  # nominal epoch: the unit of unfreeze schedules
@@ -235,8 +245,24 @@ class Population:
             with torch.no_grad():
                 vloss = torch.mean((eval_fn(params, xv)[0] - yv) ** 2, dim=1).cpu()
             self.net.train()
-            if not track.update(params, vloss, ev, step, (step - 1) // cfg.steps_per_epoch, hp.last_unfreeze):
+            if not track.update(params, vloss, ev, step, (step - 1) // cfg.steps_per_epoch, hp.last_unfreeze, live):
                 break
+            keep = track.active[live].clone()
+            if len(live) >= 2 and int(keep.sum()) < 2:
+                # a batch of one member takes other kernels (different rounding): keep a stopped
+                # member along, masked, so the last members' fits do not change by a bit
+                keep[torch.nonzero(~keep)[: 2 - int(keep.sum())].flatten()] = True
+            if self.compact and not bool(keep.all()):
+                # drop stopped members: a step costs what the members still training need. A member's
+                # arithmetic does not depend on the others (its own batch generator, per-member math;
+                # batched kernels give the same bits for any batch of 2 or more), so the fits are the
+                # same as without compaction (tests/train).
+                live, kd = live[keep], keep.to(dev)
+                params = {k: v[kd] for k, v in params.items()}
+                anchor = {k: v[kd] for k, v in anchor.items()}
+                moments = ({k: v[kd] for k, v in moments[0].items()}, {k: v[kd] for k, v in moments[1].items()})
+                hp = hp.subset(kd, keep)
+                batches.subset(keep)
         self.net.eval()
         metric = self._aux_metric(track.best, data, vrows) if use_aux else None
         return track.results(members, metric)
@@ -274,6 +300,14 @@ class _Batches:
         # one generator per member: a member's auxiliary rows do not depend on its population
         self.dgens = [torch.Generator().manual_seed(m.seed + 7919) for m in members] if aux else []
 
+    def subset(self, keep: torch.Tensor) -> None:
+        """Keep drawing only for the members where ``keep``; each keeps its own generators."""
+        idx = [i for i, k in enumerate(keep.tolist()) if k]
+        self.gens = [self.gens[i] for i in idx]
+        self.span, self.pools = self.span[keep], self.pools[keep]
+        if self.dgens:
+            self.dgens = [self.dgens[i] for i in idx]
+
     def draw(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(n steps, P, batch) row indices of the main stream and of the auxiliary stream."""
         B, P = self.cfg.batch_size, len(self.gens)
@@ -301,13 +335,23 @@ class _Tracker:
         self.curves: list[list[float]] = [[] for _ in range(P)]
         self.patience = patience
 
-    def update(self, params: Params, vloss: torch.Tensor, ev: int, step: int, epoch: int,
-               last_unfreeze: torch.Tensor) -> bool:
-        """Record validation ``ev`` (after ``step`` steps, in nominal ``epoch``); return whether
-        any member is still training. A member waiting for a group to unfreeze keeps going."""
+    def update(self, params: Params, vloss_live: torch.Tensor, ev: int, step: int, epoch: int,
+               last_unfreeze_live: torch.Tensor, live: torch.Tensor) -> bool:
+        """Record validation ``ev`` (after ``step`` steps, in nominal ``epoch``) of the members
+        ``live`` (``params``, ``vloss_live`` and ``last_unfreeze_live`` hold only those); return
+        whether any member is still training. A member waiting for a group to unfreeze keeps going."""
+        P = len(self.best_val)
+        vloss = torch.full((P,), math.inf)
+        vloss[live] = vloss_live
+        last_unfreeze = torch.zeros(P)
+        last_unfreeze[live] = last_unfreeze_live.to(last_unfreeze.dtype)
         improved = self.active & (vloss < self.best_val)
-        for k in params:
-            self.best[k] = torch.where(_bcast(improved.to(params[k].device), params[k]), params[k], self.best[k])
+        imp_live = improved[live]
+        if bool(imp_live.any()):
+            for k in params:
+                dev = params[k].device
+                rows = live[imp_live].to(dev)
+                self.best[k][rows] = params[k][imp_live.to(dev)]
         self.best_val = torch.where(improved, vloss, self.best_val)
         self.best_epoch = torch.where(improved, torch.tensor(ev), self.best_epoch)
         self.best_step = torch.where(improved, torch.tensor(step), self.best_step)
