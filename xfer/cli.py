@@ -545,6 +545,7 @@ def study_run(
     out_dir: Annotated[Path | None, typer.Option("--out", help="Study directory (default: the spec's storage, else $XFER_HOME/studies/NAME).")] = None,
     address: Annotated[str | None, typer.Option("--address", help="Ray cluster address (default: a local Ray instance).")] = None,
     smoke: Annotated[bool, typer.Option("--smoke", help="Tiny budget: 1 seed, 1 trial, 1 fold, 2 fractions, 2 epochs.")] = False,
+    profile: Annotated[bool, typer.Option("--profile", help="Print where the run's time went (stages and cell parts).")] = False,
     store: StoreOpt = None,
 ) -> None:
     """Run a study: every cell, Optuna search inside, results + report in the study directory."""
@@ -554,6 +555,21 @@ def study_run(
     res = run_study(file, study_dir=out_dir, store=_store(store), address=address, smoke=smoke, console=err,
                     hooks=default_hooks())
     _print_study(res)
+    if profile:
+        _print_profile(res.study_dir)
+
+
+def _print_profile(study_dir: Path) -> None:
+    from xfer.study.results import profile
+
+    prof = profile(study_dir)
+    t = Table(title=f"where the time went ({study_dir}); cell parts: summed over the cells run, "
+                    "divided by the concurrent trials")
+    for c in ("stage", "seconds", "share"):
+        t.add_column(c, justify="left" if c == "stage" else "right")
+    for r in prof.to_dict("records"):
+        t.add_row(r["stage"], f"{r['seconds']:.1f}", f"{100 * r['share']:.0f}%")
+    out.print(t)
 
 
 @study_app.command("resume")

@@ -23,6 +23,7 @@ interrupted attempt's trials are trained again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import platform
 import time
@@ -151,8 +152,29 @@ def choose_per_fold(trials: list[optuna.trial.FrozenTrial], folds: list[int]) ->
     return {f: min(done, key=lambda t: (t.user_attrs["val_by_fold"][str(f)], t.number)) for f in folds}
 
 
+PROFILE_PARTS = ("tracking", "prepare", "optuna", "train", "evaluate", "baselines", "write")
+"""Where a cell's time goes: ``time_<part>_s`` columns of its results (``xfer study run --profile``)."""
+
+
+class _Clock:
+    """Seconds per part of a cell, accumulated (``with clock("search"): ...``)."""
+
+    def __init__(self, start: dict[str, float] | None = None) -> None:
+        self.parts: dict[str, float] = {p: 0.0 for p in PROFILE_PARTS} | dict(start or {})
+
+    def __call__(self, part: str) -> Any:
+        @contextlib.contextmanager
+        def timed() -> Any:
+            t = time.perf_counter()
+            try:
+                yield
+            finally:
+                self.parts[part] += time.perf_counter() - t
+        return timed()
+
+
 def _search(spec: StudySpec, cell: Cell, ctx: Context, study: optuna.Study, report: Report,
-            tracker: Any) -> dict[int, dict[int, list[MemberResult]]]:
+            tracker: Any, clock: _Clock | None = None) -> dict[int, dict[int, list[MemberResult]]]:
     """Run the cell's trials (a fresh study: :func:`open_search`); return every trial's fits."""
     budget = spec.search.trials_per_cell
     kept: dict[int, dict[int, list[MemberResult]]] = {}
@@ -161,7 +183,8 @@ def _search(spec: StudySpec, cell: Cell, ctx: Context, study: optuna.Study, repo
         n = min(spec.search.batch_size, budget - done)
         trials = [study.ask() for _ in range(n)]
         cands = [candidate(spec, cell, suggest(spec, cell, t)) for t in trials]
-        by_fold = fit_candidates(ctx, cell.fraction, cands)
+        with clock("train") if clock else contextlib.nullcontext():
+            by_fold = fit_candidates(ctx, cell.fraction, cands)
         for ci, t in enumerate(trials):
             fits = _by_candidate(by_fold, ci)
             per_fold = {str(f): float(np.mean([r.best_val for r in rs])) for f, rs in fits.items()}
@@ -176,41 +199,52 @@ def _search(spec: StudySpec, cell: Cell, ctx: Context, study: optuna.Study, repo
 
 
 def run_cell(spec: StudySpec, study_dir: Path, cell_id: str, store: Store,
-             report: Report | None = None, tracker: Any = None) -> Path:
-    """Search, fit and evaluate one cell; return the path of its results file."""
-    t0 = time.perf_counter()
+             report: Report | None = None, tracker: Any = None, timings: dict[str, float] | None = None) -> Path:
+    """Search, fit and evaluate one cell; return the path of its results file.
+
+    ``timings``: seconds already spent on the cell by the caller (e.g. ``tracking``: opening its
+    W&B run), added to the cell's ``time_<part>_s`` columns."""
+    t0 = time.perf_counter() - sum((timings or {}).values())
+    clock = _Clock(timings)
     report = report or (lambda _m: None)
     cell = {c.cell_id: c for c in cells(spec)}[cell_id]
     out = study_dir / "cells" / f"{cell_id}.parquet"
     if cell_id in finished_cells(study_dir, [cell_id], _warn):  # an unreadable one is set aside
         report({"trials_done": spec.search.trials_per_cell, "cell_finished": True, "skipped": True})
         return out
-    ctx: Context = prepare(cell.setup, store, with_source=STRATEGIES[cell.strategy].uses_source)
+    with clock("prepare"):
+        ctx: Context = prepare(cell.setup, store, with_source=STRATEGIES[cell.strategy].uses_source)
+    t = time.perf_counter()
     study = open_search(spec, study_dir, cell)
-    kept = _search(spec, cell, ctx, study, report, tracker)
+    kept = _search(spec, cell, ctx, study, report, tracker, clock)
+    clock.parts["optuna"] += time.perf_counter() - t - clock.parts["train"]  # the search minus its training
     budget = spec.search.trials_per_cell
     chosen = choose_per_fold(study.get_trials(deepcopy=False), [f.index for f in ctx.folds])
     rows, days = [], []
     for fold in ctx.folds:
         t = chosen[fold.index]
         fits = kept[t.number]  # every trial of the (fresh) study ran here
-        fit_rows, fit_days = evaluate_fits(ctx, fold, cell.fraction, fits[fold.index])
+        with clock("evaluate"):
+            fit_rows, fit_days = evaluate_fits(ctx, fold, cell.fraction, fits[fold.index])
         p = knob_values(spec, t.params)
         for r in fit_rows:
             r.update(trial_number=t.number, lr_ratio=float(p["lr_ratio"]) if cell.strategy != "scratch" else
                      float("nan"), dann_weight_chosen=float(p["dann_weight"]) if cell.dann else 0.0,
                      **{k: p[k] for k in all_knobs()})
         rows.extend(fit_rows)
-        days.extend(fit_days + baseline_days(ctx, fold, cell.fraction))
+        with clock("baselines"):
+            days.extend(fit_days + baseline_days(ctx, fold, cell.fraction))
     keys = {"pair": cell.pair.pair_id, "source": ",".join(cell.pair.source), "target": cell.pair.target,
             "chain": cell.chain_id, "dann_weight": 1.0 if cell.dann else 0.0}
-    write_parquet(day_frame(days, keys), study_dir / "days" / f"{cell_id}.parquet")
-    frame = pd.DataFrame(rows)
+    with clock("write"):
+        write_parquet(day_frame(days, keys), study_dir / "days" / f"{cell_id}.parquet")
+        frame = pd.DataFrame(rows)
     metric = ctx.metric
     frame = frame.assign(
         **keys, metric=metric, val_score=frame["val_loss"], test_score=frame[f"test_{metric}"], cell_id=cell.cell_id,
         trials=budget, seconds=time.perf_counter() - t0, study=spec.name, xfer_version=_version(),
         torch_version=torch.__version__, python_version=platform.python_version(),
+        **{f"time_{k}_s": v for k, v in clock.parts.items()},
     )
     write_parquet(frame, out)
     summary = {"val_score": float(frame["val_score"].mean()), "test_score": float(frame["test_score"].mean()),

@@ -104,3 +104,66 @@ def write_tables(study_dir: Path) -> dict[str, pd.DataFrame]:
     for name, frame in tables.items():
         write_parquet(frame, study_dir / f"{name}.parquet")
     return tables
+
+
+PROFILE_LABELS = {
+    "open": "open: spec, checks, study directory",
+    "ray_start": "Ray start",
+    "phase1": "phase 1: source pre-training (Tune)",
+    "phase2": "phase 2: cells (Tune), wall",
+    "tracking": "  cell: W&B run opened",
+    "prepare": "  cell: features, folds, cached source loaded",
+    "optuna": "  cell: Optuna ask/tell, journal, progress",
+    "train": "  cell: training (populations)",
+    "evaluate": "  cell: test evaluation and importance",
+    "baselines": "  cell: practitioner baselines",
+    "write": "  cell: results written",
+    "outside": "  per-trial overhead outside the cell (Tune, actors, W&B finish)",
+    "ray_stop": "Ray stop",
+    "tables": "tables: verdicts, curves, sizing (bootstrap)",
+    "summary": "W&B summary run",
+    "report": "HTML report",
+    "total": "total",
+}
+
+
+def profile(study_dir: Path) -> pd.DataFrame:
+    """Where the last run's time went: one row per stage (``stage``, ``seconds``, ``share``).
+
+    Stages come from ``profile.json`` (wall seconds of the run's stages); the parts of phase 2
+    are the finished cells' ``time_<part>_s`` columns summed over the cells this run trained and
+    divided by the number of concurrent trials (wall-equivalent seconds), and the rest of phase 2
+    is the per-trial overhead outside the cells.
+    """
+    import json
+
+    from xfer.errors import XferInputError
+
+    path = study_dir / "profile.json"
+    if not path.is_file():
+        raise XferInputError(file=path, expected="the profile of a study run", found="no such file",
+                             hint="run the study with this version of xfer")
+    stages = json.loads(path.read_text())
+    res = _union(sorted((study_dir / "cells").glob("*.parquet")), RESULTS_COLUMNS)
+    parts = [c for c in res.columns if c.startswith("time_") and c.endswith("_s")]
+    rows: list[tuple[str, float]] = []
+    workers = max(1.0, float(stages.get("workers", 1.0)))
+    ran = set(stages.get("cell_ids", []))  # the cells this run trained (a resume skips the others)
+    if parts and ran:
+        per_cell = res[res["cell_id"].isin(ran)].groupby("cell_id")[parts].first()
+        cell_sums = {c.removeprefix("time_").removesuffix("_s"): float(per_cell[c].sum()) / workers for c in parts}
+    else:
+        cell_sums = {}
+    for key in ("open", "ray_start", "phase1", "phase2"):
+        if key in stages:
+            rows.append((key, float(stages[key])))
+    if cell_sums and "phase2" in stages:
+        for key, v in cell_sums.items():
+            rows.append((key, v))
+        rows.append(("outside", max(0.0, float(stages["phase2"]) - sum(cell_sums.values()))))
+    for key in ("ray_stop", "tables", "summary", "report", "total"):
+        if key in stages:
+            rows.append((key, float(stages[key])))
+    total = float(stages.get("total", 0.0)) or 1.0
+    return pd.DataFrame({"stage": [PROFILE_LABELS.get(k, k) for k, _ in rows], "key": [k for k, _ in rows],
+                         "seconds": [v for _, v in rows], "share": [v / total for _, v in rows]})

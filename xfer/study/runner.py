@@ -21,6 +21,7 @@ runs with tracking off and writes no report.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -56,6 +57,8 @@ class StudyHooks:
     """Write the report of a study directory."""
 
 SPEC_FILE = "spec.json"
+PROFILE_FILE = "profile.json"
+"""Wall seconds of the last run's stages (``xfer study run --profile`` reads it with the cells' parts)."""
 
 
 # ----------------------------------------------------------------------- Ray adapter
@@ -122,9 +125,11 @@ def cell_trainable(config: dict[str, Any], cell_tracker: CellTracker | None = No
     study_dir, spec, cell = _cell(config)
     tracker = None
     done = (study_dir / "cells" / f"{cell.cell_id}.parquet").exists()
+    t = time.perf_counter()
     if cell_tracker is not None and config["wandb_mode"] != "disabled" and not done:
         tracker = cell_tracker(study_dir, spec, cell, config["wandb_mode"])
-    run_cell(spec, study_dir, cell.cell_id, Store(config["store_root"]), report=_report, tracker=tracker)
+    run_cell(spec, study_dir, cell.cell_id, Store(config["store_root"]), report=_report, tracker=tracker,
+             timings={"tracking": time.perf_counter() - t})
 
 
 # ----------------------------------------------------------------------- driver
@@ -314,25 +319,35 @@ def _start_ray(env: dict[str, str], address: str | None) -> bool:
 
 
 def _run_phases(sd: Path, st: Store, spec: StudySpec, all_cells: list[Cell], pending: list[Cell], mode: str,
-                env: dict[str, str], address: str | None, hooks: StudyHooks, console: Console) -> None:
+                env: dict[str, str], address: str | None, hooks: StudyHooks, console: Console,
+                clock: dict[str, float]) -> None:
     import ray
     from ray import tune
 
     from xfer.study.progress import StudyProgress
 
+    t = time.perf_counter()
     started = _start_ray(env, address)
+    clock["ray_start"] = time.perf_counter() - t
     try:
         groups = _source_groups(pending)
+        t = time.perf_counter()
         if groups:
             console.print(f"phase 1: pre-training {len(groups)} source/chain group(s)", highlight=False)
             _tune(sources_trainable, groups, sd, st.root, spec, "sources", mode, [])
+        clock["phase1"] = time.perf_counter() - t
         console.print(f"phase 2: {len(pending)} cell(s), {spec.search.trials_per_cell} trial(s) each", highlight=False)
+        t = time.perf_counter()
         trainable = tune.with_parameters(cell_trainable, cell_tracker=hooks.cell_tracker)
         _tune(trainable, [c.cell_id for c in pending], sd, st.root, spec, "cells", mode,
               [StudyProgress(len(all_cells), len(all_cells) - len(pending))])
+        clock["phase2"] = time.perf_counter() - t
+        clock["workers"] = float(ray.cluster_resources().get("CPU", 1) // spec.resources.cpus_per_trial)
     finally:
+        t = time.perf_counter()
         if started:
             ray.shutdown()
+        clock["ray_stop"] = time.perf_counter() - t
 
 
 def run_study(spec_path: str | Path | None = None, *, study_dir: Path | None = None, store: Store | None = None,
@@ -361,16 +376,25 @@ def run_study(spec_path: str | Path | None = None, *, study_dir: Path | None = N
     requested = None if spec.tracking.mode == "auto" else spec.tracking.mode
     mode = hooks.resolve_mode(requested) if hooks.resolve_mode else "disabled"
     env = _environment(sd, st, mode)
+    clock: dict[str, float] = {"open": time.perf_counter() - t0}
     if pending:
-        _run_phases(sd, st, spec, all_cells, pending, mode, env, address, hooks, console)
+        _run_phases(sd, st, spec, all_cells, pending, mode, env, address, hooks, console, clock)
     missing = [c.cell_id for c in all_cells if not (sd / "cells" / f"{c.cell_id}.parquet").exists()]
+    t = time.perf_counter()
     tables = R.write_tables(sd)
+    clock["tables"] = time.perf_counter() - t
+    t = time.perf_counter()
     if mode != "disabled" and hooks.summary is not None:
         hooks.summary(sd, spec, mode)
         if hooks.shutdown is not None:
             hooks.shutdown()
+    clock["summary"] = time.perf_counter() - t
+    t = time.perf_counter()
     if report and hooks.report is not None:
         hooks.report(sd)
+    clock["report"] = time.perf_counter() - t
+    clock["total"] = time.perf_counter() - t0
+    write_text(sd / PROFILE_FILE, json.dumps({**clock, "cell_ids": [c.cell_id for c in pending]}, indent=2))
     if missing:
         raise RuntimeError(f"{len(missing)} cell(s) did not finish (e.g. {missing[0]}); "
                            f"run `xfer study resume {sd}` to finish them")
