@@ -15,7 +15,7 @@ TABLES = ("results", "verdicts", "sizing")
 
 def canonical(frame: pd.DataFrame) -> pd.DataFrame:
     """Drop run-specific columns; sort rows and columns so equal content compares equal."""
-    f = frame.drop(columns=[c for c in VOLATILE if c in frame.columns])
+    f = frame.drop(columns=[c for c in frame.columns if c in VOLATILE or (c.startswith("time_") and c.endswith("_s"))])
     f = f[sorted(f.columns)]
     keys = [c for c in ("pair", "chain", "strategy", "fraction", "dann_weight", "seed", "fold") if c in f.columns]
     return f.sort_values(keys).reset_index(drop=True) if keys else f.reset_index(drop=True)

@@ -24,10 +24,13 @@ interrupted attempt's trials are trained again.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
+import json
 import platform
 import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -152,6 +155,29 @@ def choose_per_fold(trials: list[optuna.trial.FrozenTrial], folds: list[int]) ->
     return {f: min(done, key=lambda t: (t.user_attrs["val_by_fold"][str(f)], t.number)) for f in folds}
 
 
+_CONTEXTS: OrderedDict[str, Context] = OrderedDict()
+"""Prepared experiments of this process, most recent last (a reused Ray actor runs many cells)."""
+
+
+def _context(cell: Cell, study_dir: Path, store: Store) -> Context:
+    """The cell's prepared experiment: features, folds, cached source weights.
+
+    Cells that differ only in strategy and fraction share one preparation (a DANN cell's source
+    also depends on its fraction), so a worker prepares it once for all of them instead of once
+    per cell; the cell gets it with its own config. Preparation is deterministic, so a shared
+    one gives the same fits as a fresh one.
+    """
+    with_source = STRATEGIES[cell.strategy].uses_source
+    shared = cell.setup.model_copy(update={"strategies": ("scratch",), "fractions": (cell.fraction if cell.dann else 1.0,)})
+    key = json.dumps([shared.model_dump_json(), with_source, str(study_dir), str(store.root)])
+    if key not in _CONTEXTS:
+        _CONTEXTS[key] = prepare(cell.setup, store, with_source=with_source)
+        while len(_CONTEXTS) > 4:
+            _CONTEXTS.popitem(last=False)
+    _CONTEXTS.move_to_end(key)
+    return dataclasses.replace(_CONTEXTS[key], cfg=cell.setup)
+
+
 PROFILE_PARTS = ("tracking", "prepare", "optuna", "train", "evaluate", "baselines", "write")
 """Where a cell's time goes: ``time_<part>_s`` columns of its results (``xfer study run --profile``)."""
 
@@ -213,7 +239,7 @@ def run_cell(spec: StudySpec, study_dir: Path, cell_id: str, store: Store,
         report({"trials_done": spec.search.trials_per_cell, "cell_finished": True, "skipped": True})
         return out
     with clock("prepare"):
-        ctx: Context = prepare(cell.setup, store, with_source=STRATEGIES[cell.strategy].uses_source)
+        ctx = _context(cell, study_dir, store)
     t = time.perf_counter()
     study = open_search(spec, study_dir, cell)
     kept = _search(spec, cell, ctx, study, report, tracker, clock)
