@@ -460,6 +460,34 @@ def training_step_rate(backbone: Backbone, data: Data, train: range, val: range,
     return StepRate(flops / step_s / 1e9, gemm_rate(threads), step_s * 1e3, flops, members, threads)
 
 
+# ----------------------------------------------------------------------- scaling
+
+
+def scaling(store: Store, work: Path, prep: Prepared, w: Workload) -> None:
+    """Where cost grows linearly and where batching flattens it: the training step against the
+    population size, and ``xfer study run`` wall time against the number of fits (1x, 2x, 4x the
+    workload, by seeds)."""
+    ctx = next(iter(prep.contexts.values()))
+    data, _, ff = ctx.fold_data(ctx.folds[0], 1.0)
+    print("population size -> step time, GFLOP/s (1 thread, batch 256; marginal step time)")
+    base: float | None = None
+    for members in (1, 3, 12, 48, 96):
+        r = training_step_rate(ctx.backbone, data, ff.train, ff.val, members=members, epochs=w.rate_epochs)
+        base = base or r.step_ms
+        print(f"  {members:3d} members: {r.step_ms:7.2f} ms/step ({r.step_ms / members:6.3f} ms per member-step, "
+              f"{r.step_ms / base:5.1f}x the 1-member step), {r.gflops:5.1f} GFLOP/s = {100 * r.share:3.0f}% of GEMM")
+    print("fits -> xfer study run wall time (the workload with 1x, 2x, 4x its seeds)")
+    for mult in (1, 2, 4):
+        spec = StudySpec.model_validate({**w.spec(f"bench-x{mult}"), "grid": {
+            **w.spec("x")["grid"], "seeds": w.seeds * mult}})
+        n = len(cells(spec)) * spec.grid.seeds
+        d = work / f"scaling-x{mult}"
+        d.mkdir(parents=True, exist_ok=True)
+        sub = prepare_sources(spec, store, d)  # every seed's source cached before timing, as above
+        t, _ = run_xfer(sub, store, d)
+        print(f"  {mult}x: {n:4d} fits in {t:6.1f} s = {n / t:5.2f} fits/s")
+
+
 # ----------------------------------------------------------------------- main
 
 
@@ -467,6 +495,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="tiny workload (4 fits, few steps): agreement, not speed")
     ap.add_argument("--keep", type=Path, default=None, help="work directory to keep (default: a temporary one)")
+    ap.add_argument("--scaling", action="store_true",
+                    help="also print step time against population size and xfer wall time against fits (1x/2x/4x)")
+    ap.add_argument("--skip-naive", action="store_true",
+                    help="development only: leave out the naive way (~17 min of the full run); not for quoted figures")
     args = ap.parse_args(argv)
     w = QUICK if args.quick else FULL
     work = args.keep or Path(tempfile.mkdtemp(prefix="xfer-bench-"))
@@ -485,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{w.seeds} seed(s), 1 fold = {n} fits ({len(prep.cells)} cells); batch {w.train.batch_size}, "
               f"<= {w.train.max_epochs * w.train.steps_per_epoch} steps, early stopping")
         print(f"source pre-training (once, before timing): {prep.seconds:.1f} s")
-        t_naive, naive = run_per_fit("naive", prep, work)
+        t_naive, naive = run_per_fit("naive", prep, work) if not args.skip_naive else (float("nan"), None)
         print(f"naive per-fit (Tune defaults, WandbLoggerCallback, report+checkpoint per epoch): "
               f"{t_naive:7.1f} s  {n / t_naive:6.2f} fits/s")
         t_tuned, tuned = run_per_fit("tuned", prep, work)
@@ -494,6 +526,7 @@ def main(argv: list[str] | None = None) -> int:
         t_xfer, xf = run_xfer(prep, store, work)
         print(f"xfer study run (cell = one population, W&B per cell, tables, report):          "
               f"{t_xfer:7.1f} s  {n / t_xfer:6.2f} fits/s")
+        naive = tuned if naive is None else naive
         if not len(naive) == len(tuned) == len(xf) == n:
             raise RuntimeError(f"fit counts differ: naive {len(naive)}, tuned {len(tuned)}, xfer {len(xf)}, expected {n}")
         ctx = next(iter(prep.contexts.values()))
@@ -506,6 +539,8 @@ def main(argv: list[str] | None = None) -> int:
                                   epochs=w.rate_epochs)
         print(f"training step: {rate.members} members x batch {TrainConfig().batch_size}, "
               f"{rate.flops_per_step / 1e6:.1f} MFLOP per step, {rate.step_ms:.2f} ms per step, {rate.threads} thread")
+        if args.scaling:
+            scaling(store, work, prep, w)
         gap = max(g for g, _ in gaps.values())
         print(f"xfer vs tuned per-fit: {t_tuned / t_xfer:.1f}x (vs naive: {t_naive / t_xfer:.1f}x)")
         print(f"metrics agree: {'yes' if gap <= TOLERANCE else 'no'} (max gap {gap:.2e})")
