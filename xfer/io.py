@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -67,3 +68,18 @@ def check_output_dir(path: Path, field: str = "--out") -> Path:
         raise XferInputError(file=path, field=field, expected="a writable location",
                              found=f"cannot write in {probe} ({exc.strerror or exc})") from None
     return path
+
+
+def move_aside(path: Path) -> Path:
+    """Move a file that no longer reads back to ``<its folder>/corrupt/<name>.<timestamp>[.n]``;
+    return where it went (the caller says why)."""
+    path = Path(path)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    dest = path.parent / "corrupt" / f"{path.name}.{stamp}"
+    n = 1
+    while dest.exists():
+        n += 1
+        dest = path.parent / "corrupt" / f"{path.name}.{stamp}.{n}"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(path, dest)
+    return dest

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 import warnings
 from collections.abc import Callable
@@ -33,7 +32,7 @@ from xfer.data.normalize import Standardizer
 from xfer.data.splits import Fold, make_folds
 from xfer.data.store import Store
 from xfer.evaluate.scores import VERDICT_METRIC
-from xfer.io import atomic_write
+from xfer.io import atomic_write, move_aside
 from xfer.models.backbones import Backbone, build_backbone
 from xfer.train.population import Population
 from xfer.train.types import AuxTask, Data, Member, MemberResult, Params
@@ -126,14 +125,7 @@ def _load_cached(path: Path) -> tuple[dict[str, torch.Tensor], float]:
 
 def _set_aside(path: Path, why: str) -> Path:
     """Move an unreadable cache file to ``<cache>/corrupt/<name>.<timestamp>``, with a warning naming it."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    dest = path.parent / "corrupt" / f"{path.name}.{stamp}"
-    n = 1
-    while dest.exists():
-        n += 1
-        dest = path.parent / "corrupt" / f"{path.name}.{stamp}.{n}"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(path, dest)
+    dest = move_aside(path)
     warnings.warn(f"{path}: cached weights unreadable ({why}); moved to {dest}; retraining them",
                   RuntimeWarning, stacklevel=3)
     return dest

@@ -10,8 +10,6 @@ with a message naming it, and the cell runs again.
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -21,7 +19,7 @@ import pyarrow.parquet as pq
 
 from xfer.evaluate import tables as T
 from xfer.evaluate.contract import PREDICTION_COLUMNS, RESULTS_COLUMNS
-from xfer.io import write_parquet
+from xfer.io import move_aside, write_parquet
 
 
 def unreadable(path: Path) -> str | None:
@@ -35,14 +33,7 @@ def unreadable(path: Path) -> str | None:
 
 def set_aside(path: Path, why: str, say: Callable[[str], None]) -> Path:
     """Move an unreadable file to ``<its folder>/corrupt/<name>.<timestamp>`` and say so."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    dest = path.parent / "corrupt" / f"{path.name}.{stamp}"
-    n = 1
-    while dest.exists():
-        n += 1
-        dest = path.parent / "corrupt" / f"{path.name}.{stamp}.{n}"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(path, dest)
+    dest = move_aside(path)
     say(f"{path}: unreadable ({why}); moved to {dest}; its cell runs again")
     return dest
 
