@@ -398,8 +398,7 @@ class StudySize:
 
     cells: int
     fits: int  # target fits: cells x trials x seeds x folds
-    source_groups: int
-    source_fits: int  # source and chain-stage pre-training fits: groups x stages x seeds
+    source_fits: int  # pre-training fits: distinct cached source/chain stages x seeds
     rounds: int  # Optuna ask/tell rounds per cell
     cell_members: int  # members of one round's population (batch x seeds)
     cell_steps: int  # most steps of one population (the step budget)
@@ -418,17 +417,15 @@ def size(spec: StudySpec) -> StudySize:
     """Cells, fits and step budgets of a study (no store access, no compute)."""
     cs = cells(spec)
     trials, batch = spec.search.trials_per_cell, spec.search.batch_size
-    groups: set[tuple[str, str, bool, float]] = set()
     stage_keys: set[tuple[str, bool, float, tuple[str, ...]]] = set()  # cached once: chains share prefixes
     for c in cs:
         if c.strategy != "scratch":
             dfrac = c.fraction if c.dann else 0.0
-            groups.add((c.pair.pair_id, c.chain_id, c.dann, dfrac))
             stage_keys.update((c.pair.pair_id, c.dann, dfrac, c.chain[:k]) for k in range(len(c.chain) + 1))
     stages = len(stage_keys)
     seeds, folds = spec.grid.seeds, spec.evaluation.folds
     return StudySize(
-        cells=len(cs), fits=len(cs) * trials * seeds * folds, source_groups=len(groups),
+        cells=len(cs), fits=len(cs) * trials * seeds * folds,
         source_fits=stages * seeds, rounds=-(-trials // batch), cell_members=min(batch, trials) * seeds,
         cell_steps=spec.train.max_epochs * spec.train.steps_per_epoch,
         source_steps=spec.source.train.max_epochs * spec.source.train.steps_per_epoch,
