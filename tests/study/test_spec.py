@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from xfer.study.spec import cells, load
+from xfer.study.spec import StudySpec, cells, load
 
 STUDIES = sorted((Path(__file__).parents[2] / "studies").glob("*.yaml"))
 
@@ -50,6 +50,10 @@ BROKEN = [
     ("bad tracking mode", GOOD + "tracking:\n  mode: cloud\n", "tracking.mode", "'offline'", "cloud"),
     ("yaml syntax", "name: ok\npairs: [\n", "line", "valid YAML", ""),
     ("missing name", GOOD.replace("name: ok\n", ""), "name", "required field", "nothing"),
+    ("grid over a range", GOOD + "search:\n  sampler: grid\n  space:\n    lr_ratio: {low: 0.01, high: 1.0}\n",
+     "search", "needs 'choices' for every knob", "['lr_ratio']"),
+    ("grid smaller than the budget", GOOD + "search:\n  sampler: grid\n  trials_per_cell: 3\n  space:\n"
+     "    lr_ratio: {choices: [0.1, 1.0]}\n", "(top level)", "must not exceed the grid's size", "Got 3"),
     ("no rows left to train", GOOD + "evaluation:\n  test_share: 0.6\n  val_share: 0.4\n", "evaluation",
      "at least 10% of the rows for training", "0.6 + 0.4"),
 ]
@@ -119,3 +123,24 @@ def test_validate_says_how_big_a_study_is(tmp_path: Path, cli) -> None:
     text = " ".join(r.out.split())
     assert r.code == 0 and "500 cells x 500 trial(s) x 50 seed(s) x 3 fold(s) = 37,500,000 target fits" in text, text
     assert "training time on this machine: at most" in text and "a large study" in text, text
+
+
+def test_grid_search_asks_every_point_once(tmp_path: Path) -> None:
+    """A grid cell's trials are its grid's points, each exactly once, in a seeded order."""
+    from xfer.study.cell import candidate, open_search, suggest
+
+    spec = load_text(tmp_path, GOOD + "search:\n  sampler: grid\n  trials_per_cell: 4\n  batch_size: 4\n  space:\n"
+                     "    lr_ratio: {choices: [0.01, 0.1, 0.3, 1.0]}\n    scratch_lr: {choices: [1.0e-4, 1.0e-3, 3.0e-3, 1.0e-2]}\n")
+    for cell in cells(spec)[:3]:
+        study = open_search(spec, tmp_path / cell.cell_id, cell)
+        trials = [study.ask() for _ in range(spec.search.trials_per_cell)]
+        lrs = sorted(candidate(spec, cell, suggest(spec, cell, t)).lr for t in trials)
+        expected = ([1e-4, 1e-3, 3e-3, 1e-2] if cell.strategy == "scratch"
+                    else [spec.source.lr * r for r in (0.01, 0.1, 0.3, 1.0)])
+        assert lrs == pytest.approx(expected, rel=1e-12), cell.cell_id
+
+
+def load_text(tmp_path: Path, text: str) -> StudySpec:
+    f = tmp_path / "spec.yaml"
+    f.write_text(text)
+    return load(f)

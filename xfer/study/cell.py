@@ -51,7 +51,7 @@ from xfer.experiment.prepare import Context, prepare
 from xfer.experiment.run import day_frame
 from xfer.io import write_parquet
 from xfer.study.results import finished_cells
-from xfer.study.spec import Cell, StudySpec, cells
+from xfer.study.spec import Cell, StudySpec, cells, grid_of, searched
 from xfer.train.types import MemberResult
 from xfer.transfer.strategies import STRATEGIES, all_knobs
 
@@ -59,13 +59,8 @@ Report = Callable[[dict[str, Any]], None]
 
 
 def relevant_params(cell: Cell) -> list[str]:
-    """The knobs that change this cell's fits, in a fixed order (the trial budget is the same for all):
-    scratch searches its own LR; a transfer strategy its LR ratio, its registry knobs, and the
-    DANN weight when DANN is on; everyone searches weight decay."""
-    if cell.strategy == "scratch":
-        return ["scratch_lr", "weight_decay"]
-    own = [k.name for k in STRATEGIES[cell.strategy].knobs]
-    return ["lr_ratio", "weight_decay", *own, *(["dann_weight"] if cell.dann else [])]
+    """The knobs that change this cell's fits (:func:`xfer.study.spec.searched`)."""
+    return searched(cell.strategy, cell.dann)
 
 
 def suggest(spec: StudySpec, cell: Cell, trial: optuna.trial.BaseTrial) -> dict[str, Any]:
@@ -123,7 +118,10 @@ def open_search(spec: StudySpec, study_dir: Path, cell: Cell) -> optuna.Study:
         _set_aside(storage, cell.cell_id, names)
     sampler: optuna.samplers.BaseSampler
     seed = _seed(f"{cell.cell_id}:0")
-    if spec.search.sampler == "tpe":
+    if spec.search.sampler == "grid":
+        # trial k of a fresh study takes grid point k of the seeded shuffle: each point once
+        sampler = optuna.samplers.GridSampler(grid_of(spec.search, cell.strategy, cell.dann), seed=seed)
+    elif spec.search.sampler == "tpe":
         sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(4, spec.search.trials_per_cell))
     else:
         sampler = optuna.samplers.RandomSampler(seed=seed)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from xfer.experiment.check import Fields, problems
 from xfer.experiment.config import TransferConfig, check_fractions, check_strategies, searchable
 from xfer.models.backbones import BACKBONES, BackboneSpec
 from xfer.train.types import TrainConfig
+from xfer.transfer.strategies import STRATEGIES
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,80}$")
 
@@ -132,7 +134,9 @@ class Dist(_Strict):
 class Search(_Strict):
     """Optuna search inside each cell; the same budget for every cell, scratch included."""
 
-    sampler: Literal["tpe", "random"] = "tpe"
+    sampler: Literal["tpe", "random", "grid"] = Field(default="tpe", description=(
+        "tpe or random over the space; grid: every combination of the cell's searched knobs' "
+        "choices (trials_per_cell of them, in a seeded order), e.g. a learning-rate-ratio sweep."))
     trials_per_cell: int = Field(default=4, ge=1, le=1000)
     batch_size: int = Field(default=4, ge=1, le=256, description="Configs per ask/tell round (one population).")
     space: dict[str, Dist] = Field(default_factory=lambda: {
@@ -152,6 +156,32 @@ class Search(_Strict):
             for x in (d.choices or [d.low, d.high]):
                 known[k].check(x, "search.space")
         return v
+
+    @model_validator(mode="after")
+    def _grid(self) -> Search:
+        ranges = sorted(k for k, d in self.space.items() if d.choices is None)
+        if self.sampler == "grid" and ranges:
+            raise ValueError(f"a grid search needs 'choices' for every knob in search.space. Got a range for {ranges} instead.")
+        return self
+
+
+def searched(strategy: str, dann: bool) -> list[str]:
+    """The knobs that change a cell's fits, in a fixed order (the trial budget is the same for all):
+    scratch searches its own LR; a transfer strategy its LR ratio, its registry knobs, and the
+    DANN weight when DANN is on; everyone searches weight decay."""
+    if strategy == "scratch":
+        return ["scratch_lr", "weight_decay"]
+    own = [k.name for k in STRATEGIES[strategy].knobs]
+    return ["lr_ratio", "weight_decay", *own, *(["dann_weight"] if dann else [])]
+
+
+def grid_of(search: Search, strategy: str, dann: bool) -> dict[str, list[Any]]:
+    """A grid search's points for a cell: the choices of each of its searched knobs in the space."""
+    return {k: list(search.space[k].choices or []) for k in searched(strategy, dann) if k in search.space}
+
+
+def grid_size(search: Search, strategy: str, dann: bool) -> int:
+    return math.prod(len(v) for v in grid_of(search, strategy, dann).values())
 
 
 class Evaluation(_Strict):
@@ -218,6 +248,19 @@ class StudySpec(_Strict):
         if not v:
             raise ValueError("pairs must list at least one source/target pair. Got [] instead.")
         return v
+
+    @model_validator(mode="after")
+    def _grid_fits(self) -> StudySpec:
+        if self.search.sampler != "grid":
+            return self
+        for strat in self.grid.strategies:
+            for dann in sorted(set(self.grid.dann)) if strat != "scratch" else [False]:
+                n = grid_size(self.search, strat, dann)
+                if self.search.trials_per_cell > n:
+                    raise ValueError(
+                        f"search.trials_per_cell must not exceed the grid's size, or configs repeat: the {strat} "
+                        f"cells{' with DANN' if dann else ''} have {n} combination(s). Got {self.search.trials_per_cell} instead.")
+        return self
 
     def smoke(self) -> StudySpec:
         """The same study on a tiny budget: every cell kind still runs, fast."""
