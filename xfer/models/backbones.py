@@ -44,6 +44,16 @@ class Backbone(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.embed(x)).squeeze(-1)
 
+    stacked: bool = False
+    """Whether :meth:`stacked_grads` trains P members at once directly (else the trainer vmaps)."""
+
+    def stacked_forward(self, p: dict[str, torch.Tensor], x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        raise NotImplementedError
+
+    def stacked_grads(self, p: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+                      out: dict[str, torch.Tensor]) -> None:
+        raise NotImplementedError
+
     def group_names(self) -> list[str]:
         """Layer groups, early to late; the head is always last."""
         return [f"features.{i}" for i in range(len(self.features))] + ["head"]
@@ -78,6 +88,51 @@ class MLP(Backbone):
         for g in self.features:
             x = g(x)
         return x
+
+    @property
+    def stacked(self) -> bool:
+        return all(float(g[2].p) == 0.0 for g in self.features)
+
+    def stacked_forward(self, p: dict[str, torch.Tensor], x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Predictions (P, batch) of P members at once (``p[name]``: (P, *shape), ``x``: (P, batch, F)),
+        and the layer inputs and pre-activations the backward pass needs."""
+        saved, h = [], x
+        for i, g in enumerate(self.features):
+            z = torch.baddbmm(p[f"features.{i}.0.bias"].unsqueeze(1), h, p[f"features.{i}.0.weight"].transpose(1, 2))
+            saved += [h, z]
+            h = g[1](z)
+        saved.append(h)
+        pred = torch.baddbmm(p["head.bias"].unsqueeze(1), h, p["head.weight"].transpose(1, 2)).squeeze(-1)
+        return pred, saved
+
+    def stacked_grads(self, p: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+                      out: dict[str, torch.Tensor]) -> None:
+        """Each member's gradient of its mean squared error on its own batch (``y``: (P, batch)),
+        written into ``out[name]`` ((P, *shape) each): :meth:`stacked_forward` and its backward
+        pass by hand. Members do not interact, so every member gets its exact gradient, and
+        without dropout no autograd or vmap machinery is needed."""
+        pred, saved = self.stacked_forward(p, x)
+        d = (2.0 * (pred - y)).mul_(1.0 / y.shape[1]).unsqueeze(1)  # d loss / d pred: (P, 1, batch)
+        h = saved.pop()
+        torch.bmm(d, h, out=out["head.weight"])
+        torch.sum(d, dim=2, out=out["head.bias"])
+        dh = d.transpose(1, 2) * p["head.weight"]  # (P, batch, hidden)
+        for i in reversed(range(len(self.features))):
+            z, h_in = saved.pop(), saved.pop()
+            dz = _ACT_BACKWARD[type(self.features[i][1])](dh, z, h)
+            torch.bmm(dz.transpose(1, 2), h_in, out=out[f"features.{i}.0.weight"])
+            torch.sum(dz, dim=1, out=out[f"features.{i}.0.bias"])
+            if i:
+                dh = torch.bmm(dz, p[f"features.{i}.0.weight"])
+            h = h_in
+
+
+_ACT_BACKWARD: dict[type, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    nn.ReLU: lambda g, z, h: torch.ops.aten.threshold_backward(g, h, 0),
+    nn.GELU: lambda g, z, h: torch.ops.aten.gelu_backward(g, z),
+    nn.SiLU: lambda g, z, h: torch.ops.aten.silu_backward(g, z),
+}
+"""Gradient through an activation: (upstream gradient, its input, its output) -> gradient of the input."""
 
 
 class _CausalConv(nn.Module):

@@ -1,13 +1,16 @@
 """Population training: P small fits at once with stacked parameters and ``torch.func``.
 
 Models here are small, so per-step Python and dispatch overhead, not FLOPs, decides
-throughput. A population stacks the parameters of P members along a leading axis and
-runs one vmapped forward/backward per step. Members differ in initial weights (given or
+throughput. A population stacks the parameters of P members along a leading axis, in one
+flat buffer (:class:`_Layout`), and runs one batched forward/backward per step: the
+backbone's own (``Backbone.stacked_grads``: an MLP without dropout, batched matrix products,
+no autograd) or else a vmapped ``torch.func`` one. Members differ in initial weights (given or
 random, per seed), per-group learning rates and unfreeze epochs (a :class:`GroupPlan`),
 weight decay, L2-SP weight, training rows, batch order (seed) and auxiliary-loss weight.
 
 Built-in optimizers cannot take one learning rate per member (pytorch/functorch#782), so
-AdamW is written for the stacked tensors. It matches ``torch.optim.AdamW`` step for step:
+AdamW is written for the flat buffer: a dozen elementwise operations per step for all
+parameters of all members. It matches ``torch.optim.AdamW`` step for step:
 moments of every parameter track its gradient each step, and the parameter moves only
 where its group is trainable (``torch.where``, so frozen weights stay bit-identical; a
 zeroed gradient alone would not do, Adam's moments would keep moving them).
@@ -62,28 +65,102 @@ def stack(params: Sequence[Params]) -> Params:
     return {k: torch.stack([p[k] for p in params]) for k in params[0]}
 
 
-def _bcast(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return v.view(-1, *([1] * (like.dim() - 1)))
+class _Layout:
+    """Where the weights of P stacked members live in one flat buffer, so that an optimizer step
+    is a dozen elementwise operations on one tensor, not a dozen per parameter.
+
+    Parameter-major blocks, each contiguous, ``[name0 (P, *shape0) | name1 ... | padding (P, pad)]``:
+    a parameter is a view and a gradient can be written into its block in place. Each member's
+    share is padded to a multiple of ``ALIGN`` values, so elementwise kernels run every value through
+    their vectorised loop (never the scalar tail, whose rounding may differ) whatever P is: the
+    arithmetic on a member does not depend on its population.
+    """
+
+    ALIGN = 64
+
+    def __init__(self, params: Params, P: int) -> None:
+        self.P = P
+        self.shapes = {k: v.shape[1:] for k, v in params.items()}
+        self.sizes = [math.prod(s) for s in self.shapes.values()]
+        self.sizes.append(-sum(self.sizes) % self.ALIGN)
+
+    def views(self, flat: torch.Tensor) -> Params:
+        blocks = flat.split([self.P * n for n in self.sizes])
+        return {k: b.view(self.P, *s) for (k, s), b in zip(self.shapes.items(), blocks[:-1], strict=True)}
+
+    def pack(self, values: dict[str, torch.Tensor], pad: float = 0.0) -> torch.Tensor:
+        """One flat tensor from per-parameter values: (P, *shape), or (P,) = one value per member."""
+        parts = [values[k].reshape(self.P, -1).expand(self.P, n).reshape(-1) for k, n in zip(self.shapes, self.sizes[:-1], strict=True)]
+        like = parts[0]
+        return torch.cat([*parts, torch.full((self.P * self.sizes[-1],), pad, dtype=like.dtype, device=like.device)])
+
+    def take(self, flat: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """The members where ``keep`` (P booleans on the device) of a flat tensor of this layout."""
+        return torch.cat([b.view(self.P, -1)[keep].reshape(-1) for b in flat.split([self.P * n for n in self.sizes])])
+
+    def subset(self, P: int) -> _Layout:
+        out = copy.copy(self)
+        out.P = P
+        return out
 
 
 @dataclass
 class _Hyper:
-    """Per-member settings as tensors on the device (leading axis = member)."""
+    """Per-member settings as tensors on the device: (P,), or flat over a :class:`_Layout`."""
 
     l2sp: torch.Tensor
     aux_w: torch.Tensor
     aux_coeff: torch.Tensor
-    wd: torch.Tensor
-    lr: dict[str, torch.Tensor]
-    """Per parameter: each member's learning rate (base x group multiplier, or the aux LR)."""
-    unfreeze: dict[str, torch.Tensor]
+    lr: torch.Tensor
+    """Flat: each member's learning rate of each weight (base x group multiplier, or the aux LR)."""
+    decay: torch.Tensor
+    """Flat: AdamW's decoupled weight-decay factor ``1 - lr * weight_decay``."""
+    unfreeze: torch.Tensor
+    """Flat: the nominal epoch from which each weight trains."""
+    pull: torch.Tensor | None
+    """Flat: ``2 x`` L2-SP weight on feature weights (the penalty's gradient factor); None = no member uses L2-SP."""
     last_unfreeze: torch.Tensor
 
-    def subset(self, keep: torch.Tensor, keep_cpu: torch.Tensor) -> _Hyper:
+    def subset(self, lay: _Layout, keep: torch.Tensor, keep_cpu: torch.Tensor) -> _Hyper:
         """The settings of the members where ``keep`` (on the device; ``keep_cpu`` on the CPU)."""
-        return _Hyper(self.l2sp[keep], self.aux_w[keep], self.aux_coeff[keep], self.wd[keep],
-                      {k: v[keep] for k, v in self.lr.items()}, {k: v[keep] for k, v in self.unfreeze.items()},
-                      self.last_unfreeze[keep_cpu])
+        return _Hyper(self.l2sp[keep], self.aux_w[keep], self.aux_coeff[keep], lay.take(self.lr, keep),
+                      lay.take(self.decay, keep), lay.take(self.unfreeze, keep),
+                      None if self.pull is None else lay.take(self.pull, keep), self.last_unfreeze[keep_cpu])
+
+
+class _State:
+    """The working tensors of the members still training: flat weights, start weights, AdamW moments,
+    gradient buffer and settings (all over one :class:`_Layout`)."""
+
+    def __init__(self, lay: _Layout, flat: torch.Tensor, anchor: torch.Tensor, hp: _Hyper,
+                 moments: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+        self.lay, self.flat, self.anchor, self.hp = lay, flat, anchor, hp
+        self.exp_avg, self.exp_sq = moments or (torch.zeros_like(flat), torch.zeros_like(flat))
+        self.grad = torch.zeros_like(flat)  # the padding stays zero
+        self.mask: torch.Tensor | None = None
+        self.mask_epoch = -1
+
+    @property
+    def params(self) -> Params:
+        return self.lay.views(self.flat)
+
+    def adam(self, grad: torch.Tensor, step: int, epoch: int, active: torch.Tensor) -> None:
+        """One stacked AdamW step (as ``torch.optim.AdamW``), applied only where a group trains
+        (``torch.where``: frozen weights stay bit-identical, while their moments track the gradient)."""
+        if self.mask is None or epoch != self.mask_epoch:  # trainable weights change with the nominal epoch
+            self.mask = (self.hp.unfreeze <= epoch) & self.lay.pack({k: active for k in self.lay.shapes}, False)
+            self.mask_epoch = epoch
+        bc1, bc2 = 1 - BETA1**step, 1 - BETA2**step
+        self.exp_avg.mul_(BETA1).add_(grad, alpha=1 - BETA1)
+        self.exp_sq.mul_(BETA2).addcmul_(grad, grad, value=1 - BETA2)
+        denom = self.exp_sq.sqrt().div_(math.sqrt(bc2)).add_(EPS)
+        new = (self.flat * self.hp.decay).sub_((self.hp.lr / bc1).mul_(self.exp_avg).div_(denom))
+        self.flat = torch.where(self.mask, new, self.flat)
+
+    def subset(self, keep: torch.Tensor, keep_cpu: torch.Tensor) -> _State:
+        lay, take = self.lay.subset(int(keep_cpu.sum())), self.lay.take
+        return _State(lay, take(self.flat, keep), take(self.anchor, keep), self.hp.subset(self.lay, keep, keep_cpu),
+                      (take(self.exp_avg, keep), take(self.exp_sq, keep)))
 
 
 class Population:
@@ -134,8 +211,9 @@ class Population:
         pred, h = functional_call(self.net, params, (xb,))
         loss = torch.mean((pred - yb) ** 2)
         # L2-SP: pull feature weights toward the starting weights (zero weight = no pull)
-        pen = sum(torch.sum((params[k] - anchor[k]) ** 2) for k in anchor if not k.startswith("backbone.head."))
-        loss = loss + l2sp * pen
+        if self._penalty:
+            pen = sum(torch.sum((params[k] - anchor[k]) ** 2) for k in anchor if not k.startswith("backbone.head."))
+            loss = loss + l2sp * pen
         if xd.numel():
             assert self.aux is not None
             _, hd = functional_call(self.net, params, (xd,))
@@ -146,41 +224,30 @@ class Population:
         return functional_call(self.net, params, (x,))
 
     # ------------------------------------------------------------------ set-up
-    def _hyper(self, members: Sequence[Member], params: Params, dev: torch.device) -> _Hyper:
+    def _hyper(self, members: Sequence[Member], lay: _Layout, dev: torch.device) -> _Hyper:
         def t(values: list[float]) -> torch.Tensor:
             return torch.tensor(values, device=dev)
 
-        base_lr = t([m.lr for m in members])
+        base_lr, wd = t([m.lr for m in members]), t([m.weight_decay for m in members])
+        l2sp = t([m.plan.l2sp_alpha if m.plan.init == "source" else 0.0 for m in members])
         lr, unfreeze = {}, {}
-        for k in params:
+        for k in lay.shapes:
             # the auxiliary head follows the head's unfreeze schedule at its own learning rate
             g = self.group_of.get(k, self.n_groups - 1)
             is_aux = k.startswith("aux.")
             lr[k] = t([m.aux_lr for m in members]) if is_aux else base_lr * t([m.plan.lr_mult[g] for m in members])
             unfreeze[k] = t([m.plan.unfreeze_epoch[g] for m in members])
+        # the L2-SP penalty pulls feature weights (not the head's, nor the auxiliary head's)
+        pulled = {k: 2 * l2sp if k.startswith("backbone.") and not k.startswith("backbone.head.") else 0 * l2sp
+                  for k in lay.shapes}
         return _Hyper(
-            l2sp=t([m.plan.l2sp_alpha if m.plan.init == "source" else 0.0 for m in members]),
-            aux_w=t([m.aux_weight for m in members]), aux_coeff=t([m.aux_coeff for m in members]),
-            wd=t([m.weight_decay for m in members]), lr=lr, unfreeze=unfreeze,
+            l2sp=l2sp, aux_w=t([m.aux_weight for m in members]), aux_coeff=t([m.aux_coeff for m in members]),
+            lr=lay.pack(lr), decay=lay.pack({k: 1 - v * wd for k, v in lr.items()}, 1.0),
+            unfreeze=lay.pack(unfreeze, math.inf), pull=lay.pack(pulled) if bool((l2sp != 0).any()) else None,
             # a member is not stopped early while some of its groups are still waiting to unfreeze
             last_unfreeze=torch.tensor([max((e for e in m.plan.unfreeze_epoch if math.isfinite(e)), default=0.0)
                                         for m in members]),
         )
-
-    def _adam(self, params: Params, grads: Params, moments: tuple[Params, Params], hp: _Hyper,
-              step: int, epoch: int, active: torch.Tensor) -> None:
-        """One stacked AdamW step (as ``torch.optim.AdamW``), applied only where a group trains."""
-        exp_avg, exp_sq = moments
-        bc1, bc2 = 1 - BETA1**step, 1 - BETA2**step
-        for k in params:
-            g = grads[k]
-            exp_avg[k].mul_(BETA1).add_(g, alpha=1 - BETA1)
-            exp_sq[k].mul_(BETA2).addcmul_(g, g, value=1 - BETA2)
-            p, lr = params[k], hp.lr[k]
-            decayed = p * _bcast(1 - lr * hp.wd, p)
-            denom = exp_sq[k].sqrt() / math.sqrt(bc2) + EPS
-            new = decayed - _bcast(lr / bc1, p) * exp_avg[k] / denom
-            params[k] = torch.where(_bcast(active & (hp.unfreeze[k] <= epoch), p), new, p)
 
     # ------------------------------------------------------------------ fit
     def fit(self, members: Sequence[Member], data: Data, val: Rows, aux: AuxTask | None = None) -> list[MemberResult]:
@@ -214,38 +281,33 @@ class Population:
         # dropout draws from the global RNG: start it from the members' seeds, not from
         # whatever ran before (reused Ray actors keep state)
         torch.manual_seed(sum((i + 1) * m.seed for i, m in enumerate(members)) % (2**31))
-        params = {k: v.to(dev) for k, v in params.items()}
-        anchor = {k: params[k].clone() for k in params if k.startswith("backbone.")}
-        hp = self._hyper(members, params, dev)
-        moments = ({k: torch.zeros_like(v) for k, v in params.items()},
-                   {k: torch.zeros_like(v) for k, v in params.items()})
+        lay = _Layout(params, P)
+        flat = lay.pack({k: v.to(dev) for k, v in params.items()})
+        st = _State(lay, flat, flat.clone(), self._hyper(members, lay, dev))
+        # an MLP without dropout or auxiliary loss: its own batched forward and backward, no vmap
+        self._direct = self.net.backbone.stacked and not use_aux
+        self._penalty = st.hp.pull is not None  # no member uses L2-SP: skip the term (its weight is 0)
+        self._step_fn = vmap(grad_and_value(self._loss), in_dims=(0, 0, 0, 0, 0 if use_aux else None, 0, 0, 0),
+                             randomness="different")
         batches = _Batches(members, self.window, cfg, self.aux if use_aux else None)
         vrows = even_rows(val, cfg.eval_rows)
         xv, yv = data.gather(vrows, self.window), data.y[vrows]
-        step_fn = vmap(grad_and_value(self._loss), in_dims=(0, 0, 0, 0, 0 if use_aux else None, 0, 0, 0),
-                       randomness="different")
-        eval_fn = vmap(self._predict, in_dims=(0, None), randomness="different")
         sched = schedule(cfg, batches.max_rows)
-        track = _Tracker(params, P, sched.patience, sched.eval_every)
-        warm_steps = max(1, cfg.aux_warmup_epochs * cfg.steps_per_epoch)
-        step, empty = 0, torch.empty(0)
+        track = _Tracker(st.params, P, sched.patience, sched.eval_every)
+        step = 0
         live = torch.arange(P)  # members still training; the working tensors hold only these
         for ev in range(sched.max_evals):
             active_dev = track.active[live].to(dev)
+            st.mask = None
             rows, drows = batches.draw(sched.eval_every)
             for s in range(sched.eval_every):
                 epoch = step // cfg.steps_per_epoch  # nominal epoch: the unit of unfreeze schedules
-                xd = self.aux.data.gather(drows[s], self.window) if use_aux and self.aux else empty
-                coeff = hp.aux_coeff * (self.aux.loss.coeff(min(1.0, step / warm_steps)) if self.aux else 0.0)
-                grads, _ = step_fn(params, anchor, data.gather(rows[s], self.window), data.y[rows[s]],
-                                   xd, hp.l2sp, hp.aux_w, coeff)
+                grad = self._grads(st, data, rows[s], None if drows is None else drows[s], step)
                 step += 1
-                self._adam(params, grads, moments, hp, step, epoch, active_dev)
-            self.net.eval()
-            with torch.no_grad():
-                vloss = torch.mean((eval_fn(params, xv)[0] - yv) ** 2, dim=1).cpu()
-            self.net.train()
-            if not track.update(params, vloss, ev, step, (step - 1) // cfg.steps_per_epoch, hp.last_unfreeze, live):
+                st.adam(grad, step, epoch, active_dev)
+            vloss = self._val_loss(st, xv, yv)
+            if not track.update(st.params, vloss, ev, step, (step - 1) // cfg.steps_per_epoch, st.hp.last_unfreeze,
+                                live):
                 break
             keep = track.active[live].clone()
             if len(live) >= 2 and int(keep.sum()) < 2:
@@ -255,17 +317,47 @@ class Population:
             if self.compact and not bool(keep.all()):
                 # drop stopped members: a step costs what the members still training need. A member's
                 # arithmetic does not depend on the others (its own batch generator, per-member math;
-                # batched kernels give the same bits for any batch of 2 or more), so the fits are the
-                # same as without compaction (tests/train).
-                live, kd = live[keep], keep.to(dev)
-                params = {k: v[kd] for k, v in params.items()}
-                anchor = {k: v[kd] for k, v in anchor.items()}
-                moments = ({k: v[kd] for k, v in moments[0].items()}, {k: v[kd] for k, v in moments[1].items()})
-                hp = hp.subset(kd, keep)
+                # batched kernels give the same bits for any batch of 2 or more, elementwise ones for
+                # any P: see _Layout), so the fits are the same as without compaction (tests/train).
+                live = live[keep]
+                st = st.subset(keep.to(dev), keep)
                 batches.subset(keep)
         self.net.eval()
         metric = self._aux_metric(track.best, data, vrows) if use_aux else None
         return track.results(members, metric)
+
+    def _grads(self, st: _State, data: Data, rows: torch.Tensor, drows: torch.Tensor | None, step: int) -> torch.Tensor:
+        """Every member's gradient on its batch ``rows`` (and auxiliary rows ``drows``), flat."""
+        x, y = data.gather(rows, self.window), data.y[rows]
+        if self._direct:
+            cut = len("backbone.")
+            self.net.backbone.stacked_grads({k[cut:]: v for k, v in st.params.items()}, x, y,
+                                            {k[cut:]: v for k, v in st.lay.views(st.grad).items()})
+            if st.hp.pull is not None:  # L2-SP: the gradient of l2sp x |w - w0|^2
+                st.grad.addcmul_(st.hp.pull, st.flat - st.anchor)
+            return st.grad
+        xd = torch.empty(0)
+        coeff = st.hp.aux_coeff * 0.0
+        if self.aux is not None and drows is not None:
+            xd = self.aux.data.gather(drows, self.window)
+            warm_steps = max(1, self.cfg.aux_warmup_epochs * self.cfg.steps_per_epoch)
+            coeff = st.hp.aux_coeff * self.aux.loss.coeff(min(1.0, step / warm_steps))
+        anchor = {k: v for k, v in st.lay.views(st.anchor).items() if k.startswith("backbone.")}
+        grads, _ = self._step_fn(st.params, anchor, x, y, xd, st.hp.l2sp, st.hp.aux_w, coeff)
+        return st.lay.pack(grads)
+
+    @torch.no_grad()
+    def _val_loss(self, st: _State, xv: torch.Tensor, yv: torch.Tensor) -> torch.Tensor:
+        """Every member's mean squared error on the validation rows (on the CPU)."""
+        self.net.eval()
+        if self._direct:
+            cut = len("backbone.")
+            p = {k[cut:]: v for k, v in st.params.items()}
+            pred = self.net.backbone.stacked_forward(p, xv.expand(st.lay.P, *xv.shape))[0]
+        else:
+            pred = vmap(self._predict, in_dims=(0, None), randomness="different")(st.params, xv)[0]
+        self.net.train()
+        return torch.mean((pred - yv) ** 2, dim=1).cpu()
 
     @torch.no_grad()
     def _aux_metric(self, params: Params, data: Data, vrows: torch.Tensor) -> torch.Tensor:
