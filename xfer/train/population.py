@@ -139,10 +139,11 @@ class _State:
         self.grad = torch.zeros_like(flat)  # the padding stays zero
         self.mask: torch.Tensor | None = None
         self.mask_epoch = -1
-
-    @property
-    def params(self) -> Params:
-        return self.lay.views(self.flat)
+        self.params = lay.views(flat)  # views: the optimizer updates ``flat`` in place
+        self.grads = lay.views(self.grad)
+        cut = len("backbone.")
+        self.backbone_params = {k[cut:]: v for k, v in self.params.items() if k.startswith("backbone.")}
+        self.backbone_grads = {k[cut:]: v for k, v in self.grads.items() if k.startswith("backbone.")}
 
     def adam(self, grad: torch.Tensor, step: int, epoch: int, active: torch.Tensor) -> None:
         """One stacked AdamW step (as ``torch.optim.AdamW``), applied only where a group trains
@@ -155,7 +156,7 @@ class _State:
         self.exp_sq.mul_(BETA2).addcmul_(grad, grad, value=1 - BETA2)
         denom = self.exp_sq.sqrt().div_(math.sqrt(bc2)).add_(EPS)
         new = (self.flat * self.hp.decay).sub_((self.hp.lr / bc1).mul_(self.exp_avg).div_(denom))
-        self.flat = torch.where(self.mask, new, self.flat)
+        torch.where(self.mask, new, self.flat, out=self.flat)
 
     def subset(self, keep: torch.Tensor, keep_cpu: torch.Tensor) -> _State:
         lay, take = self.lay.subset(int(keep_cpu.sum())), self.lay.take
@@ -328,11 +329,9 @@ class Population:
 
     def _grads(self, st: _State, data: Data, rows: torch.Tensor, drows: torch.Tensor | None, step: int) -> torch.Tensor:
         """Every member's gradient on its batch ``rows`` (and auxiliary rows ``drows``), flat."""
-        x, y = data.gather(rows, self.window), data.y[rows]
+        x, y = data.gather(rows, self.window), data.y.index_select(0, rows.reshape(-1)).view(rows.shape)
         if self._direct:
-            cut = len("backbone.")
-            self.net.backbone.stacked_grads({k[cut:]: v for k, v in st.params.items()}, x, y,
-                                            {k[cut:]: v for k, v in st.lay.views(st.grad).items()})
+            self.net.backbone.stacked_grads(st.backbone_params, x, y, st.backbone_grads)
             if st.hp.pull is not None:  # L2-SP: the gradient of l2sp x |w - w0|^2
                 st.grad.addcmul_(st.hp.pull, st.flat - st.anchor)
             return st.grad
@@ -351,9 +350,7 @@ class Population:
         """Every member's mean squared error on the validation rows (on the CPU)."""
         self.net.eval()
         if self._direct:
-            cut = len("backbone.")
-            p = {k[cut:]: v for k, v in st.params.items()}
-            pred = self.net.backbone.stacked_forward(p, xv.expand(st.lay.P, *xv.shape))[0]
+            pred = self.net.backbone.stacked_forward(st.backbone_params, xv.expand(st.lay.P, *xv.shape))[0]
         else:
             pred = vmap(self._predict, in_dims=(0, None), randomness="different")(st.params, xv)[0]
         self.net.train()
