@@ -32,7 +32,7 @@ from xfer.data.normalize import Standardizer
 from xfer.data.splits import Fold, make_folds
 from xfer.data.store import Store
 from xfer.evaluate.scores import VERDICT_METRIC
-from xfer.io import atomic_write, move_aside
+from xfer.io import atomic_write, move_aside, write_text
 from xfer.models.backbones import Backbone, build_backbone
 from xfer.train.population import Population
 from xfer.train.types import AuxTask, Data, Member, MemberResult, Params
@@ -232,6 +232,26 @@ def _markets(cfg: TransferConfig, st: Store) -> _Markets:
     return _Markets(sources, stages, target, mats, cols, masked)
 
 
+def ready_marker(cfg: TransferConfig, store: Store, cache: Path | None = None) -> Path:
+    """The file :func:`prepare` writes once ``cfg``'s source (and chain) weights are all in the cache.
+
+    Its name is computed cheaply, without building features: a hash of the config (strategy and
+    fraction set aside, as they do not change the source unless DANN looks at the target's rows)
+    and of every market file's size and modification time. A study's driver skips its source
+    pre-training pass for a group whose marker exists; phase 2 still loads (or, if a cache file
+    went missing or bad, retrains) the weights through the cache, so a stale marker costs time,
+    never a wrong result.
+    """
+    norm = cfg.model_copy(update={"strategies": ("scratch",),
+                                  "fractions": (min(cfg.fractions),) if cfg.dann_weight > 0 else (1.0,)})
+    files = []
+    for m in store.ids():
+        stat = store.path(m).stat()
+        files.append([m, stat.st_size, stat.st_mtime_ns])
+    cache = cache or store.root / "cache" / "source"
+    return cache / "ready" / f"{_key({'cfg': norm.model_dump(mode='json'), 'files': files})}.json"
+
+
 def prepare(cfg: TransferConfig, store: Store | None = None, cache_dir: Path | None = None,
             progress: Progress | None = None, with_source: bool = True) -> Context:
     """Features, folds, source pre-training (cached per seed) and chain stages.
@@ -261,6 +281,8 @@ def prepare(cfg: TransferConfig, store: Store | None = None, cache_dir: Path | N
     for label, ids in zip(cfg.chain if with_source else (), mk.stages, strict=False):
         weights = _stage(cfg, st, mk, label, ids, key_base, stages, weights, cutoff, split.embargo, bb, cache)
         say(f"chain stage {label}: val loss {np.mean(stages[-1]['val_loss']):.4f}")
+    if with_source:
+        write_text(ready_marker(cfg, st, cache), json.dumps({"target": cfg.target, "sources": list(mk.sources)}))
     return Context(cfg, mk.target, mk.sources, [m for ids in mk.stages for m in ids], mk.cols, mk.masked, folds,
                    tgt, src, bb, weights, stages,
                    {"val_loss": [source_val[s] for s in sorted(source_val)], "rows": len(src.train),

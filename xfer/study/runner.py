@@ -330,8 +330,8 @@ def _run_phases(sd: Path, st: Store, spec: StudySpec, all_cells: list[Cell], pen
     started = _start_ray(env, address)
     clock["ray_start"] = time.perf_counter() - t
     try:
-        groups = _source_groups(pending)
         t = time.perf_counter()
+        groups = _source_groups(pending, st)
         if groups:
             console.print(f"phase 1: pre-training {len(groups)} source/chain group(s)", highlight=False)
             _tune(sources_trainable, groups, sd, st.root, spec, "sources", mode, [])
@@ -390,7 +390,7 @@ def run_study(spec_path: str | Path | None = None, *, study_dir: Path | None = N
             hooks.shutdown()
     clock["summary"] = time.perf_counter() - t
     t = time.perf_counter()
-    if report and hooks.report is not None:
+    if report and hooks.report is not None and len(missing) < len(all_cells):  # no report of nothing
         hooks.report(sd)
     clock["report"] = time.perf_counter() - t
     clock["total"] = time.perf_counter() - t0
@@ -401,11 +401,14 @@ def run_study(spec_path: str | Path | None = None, *, study_dir: Path | None = N
     return StudyRun(sd, len(all_cells), len(pending), time.perf_counter() - t0, tables)
 
 
-def _source_groups(pending: list[Cell]) -> list[str]:
-    """One representative cell id per distinct source/chain/DANN preparation."""
-    seen: dict[tuple[str, str, bool, float], str] = {}
+def _source_groups(pending: list[Cell], store: Store) -> list[str]:
+    """One representative cell id per distinct source/chain/DANN preparation whose weights are
+    not all cached yet (:func:`~xfer.experiment.prepare.ready_marker`)."""
+    from xfer.experiment.prepare import ready_marker
+
+    seen: dict[tuple[str, str, bool, float], Cell] = {}
     for c in pending:
         if c.strategy != "scratch":
             # a DANN source sees the target rows of its fraction, so it is one per fraction
-            seen.setdefault((c.pair.pair_id, c.chain_id, c.dann, c.fraction if c.dann else 0.0), c.cell_id)
-    return list(seen.values())
+            seen.setdefault((c.pair.pair_id, c.chain_id, c.dann, c.fraction if c.dann else 0.0), c)
+    return [c.cell_id for c in seen.values() if not ready_marker(c.setup, store).is_file()]
