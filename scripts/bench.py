@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import math
 import os
 import shutil
@@ -88,7 +89,7 @@ from xfer.experiment.evaluate import evaluate_fits
 from xfer.experiment.prepare import Context, prepare
 from xfer.models.backbones import Backbone
 from xfer.study.cell import candidate
-from xfer.study.spec import Cell, Search, StudySpec, cells
+from xfer.study.spec import Cell, Search, StudySpec, cells, grid_of
 from xfer.train.population import Population, even_rows, train_rows
 from xfer.train.sequential import param_groups
 from xfer.train.types import Data, Member, MemberResult, TrainConfig, schedule
@@ -109,6 +110,11 @@ class Workload:
     source_train: TrainConfig
     rate_epochs: tuple[int, int]
     """Step budgets (x 50 steps) whose time difference gives the training-step rate."""
+    lr_ratios: list[float]
+    scratch_lrs: list[float]
+    """The learning-rate grid every cell sweeps (transfer: ratio to the source LR; scratch: its LR)."""
+    naive_fraction: float | None = None
+    """The naive way runs only the first pair's cells at this fraction (None: every fit); see the doc."""
 
     def spec(self, name: str) -> dict[str, Any]:
         """The study spec (plain YAML data) of this workload: one fold, one fixed candidate per cell."""
@@ -117,7 +123,8 @@ class Workload:
             "pairs": [{"source": s, "target": t} for s, t in self.pairs],
             "grid": {"strategies": self.strategies, "fractions": self.fractions, "seeds": self.seeds,
                      "backbone": {"name": "mlp", "hidden": 64, "depth": 2}},
-            "search": {"trials_per_cell": 1, "batch_size": 1, "space": {}},
+            "search": {"sampler": "grid", "trials_per_cell": len(self.lr_ratios), "batch_size": len(self.lr_ratios),
+                       "space": {"lr_ratio": {"choices": self.lr_ratios}, "scratch_lr": {"choices": self.scratch_lrs}}},
             "evaluation": {"folds": 1, "importance_repeats": 0},
             "train": self.train.model_dump(), "source": {"train": self.source_train.model_dump()},
             "resources": {"cpus_per_trial": 1}, "tracking": {"project": PROJECT, "mode": "offline"},
@@ -127,12 +134,13 @@ class Workload:
 FULL = Workload(
     pairs=[("@us_large_cap", "wti"), ("sp500", "mtum")], strategies=["scratch", "head_only", "partial", "full"],
     fractions=[0.05, 0.1, 0.2, 0.5, 1.0], seeds=3, train=TrainConfig(), source_train=TrainConfig(
-        steps_per_epoch=50, max_epochs=30, patience=4), rate_epochs=(2, 6))
+        steps_per_epoch=50, max_epochs=30, patience=4), rate_epochs=(2, 6),
+    lr_ratios=[0.03, 0.1, 0.3, 1.0], scratch_lrs=[3e-4, 1e-3, 3e-3, 1e-2], naive_fraction=0.2)
 QUICK = Workload(
     pairs=[("sp500", "mtum")], strategies=["scratch", "head_only"], fractions=[0.2, 1.0], seeds=1,
     train=TrainConfig(batch_size=64, steps_per_epoch=5, max_epochs=4, patience=2, min_patience_steps=5),
     source_train=TrainConfig(batch_size=256, steps_per_epoch=10, max_epochs=3, patience=2),
-    rate_epochs=(1, 2))
+    rate_epochs=(1, 2), lr_ratios=[0.1, 1.0], scratch_lrs=[1e-3, 1e-2])
 
 
 # ----------------------------------------------------------------------- the per-fit trial
@@ -269,7 +277,7 @@ class Prepared:
     contexts: dict[str, Context]
     """Per pair: the prepared target (source domain and weights dropped), for the per-fit trials."""
     jobs: list[dict[str, Any]]
-    """One per fit: pair, strategy, fraction, seed, the cell's candidate, the source weights file."""
+    """One per fit: pair, strategy, fraction, seed, a grid point's candidate, the source weights file."""
     seconds: float
 
 
@@ -291,11 +299,13 @@ def prepare_sources(spec: StudySpec, store: Store, work: Path) -> Prepared:
         contexts[pid] = replace(ctx, src=None, weights={})  # type: ignore[arg-type]  # only the target travels
     jobs = []
     for c in all_cells:
-        cand = candidate(spec, c, {})
-        for s in range(spec.grid.seeds):
-            jobs.append({"pair": c.pair.pair_id, "strategy": c.strategy, "fraction": c.fraction, "seed": s,
-                         "lr": cand.lr, "weight_decay": cand.weight_decay, "knobs": dict(cand.knobs),
-                         "source": files.get((c.pair.pair_id, s), "")})
+        grid = grid_of(spec.search, c.strategy, c.dann)
+        for point in itertools.product(*grid.values()):
+            cand = candidate(spec, c, dict(zip(grid, point, strict=True)))
+            for s in range(spec.grid.seeds):
+                jobs.append({"pair": c.pair.pair_id, "strategy": c.strategy, "fraction": c.fraction, "seed": s,
+                             "lr": cand.lr, "weight_decay": cand.weight_decay, "knobs": dict(cand.knobs),
+                             "source": files.get((c.pair.pair_id, s), "")})
     return Prepared(spec, all_cells, contexts, jobs, time.perf_counter() - t)
 
 
@@ -305,8 +315,8 @@ def _start_ray() -> None:
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
 
 
-def run_per_fit(way: str, prep: Prepared, work: Path) -> tuple[float, pd.DataFrame]:
-    """All fits as one Tune trial each; ``way`` is ``naive`` or ``tuned``."""
+def run_per_fit(way: str, prep: Prepared, work: Path, jobs: list[dict[str, Any]]) -> tuple[float, pd.DataFrame]:
+    """``jobs`` as one Tune trial each; ``way`` is ``naive`` or ``tuned``."""
     import ray
     from ray import tune
     from ray.air.integrations.wandb import WandbLoggerCallback
@@ -319,7 +329,7 @@ def run_per_fit(way: str, prep: Prepared, work: Path) -> tuple[float, pd.DataFra
         trainable = tune.with_resources(tune.with_parameters(fit_trial, contexts=prep.contexts), {"cpu": 1})
         grid = tune.Tuner(
             trainable,
-            param_space={"job": tune.grid_search(prep.jobs), "way": way, "wandb_dir": str(work / way)},
+            param_space={"job": tune.grid_search(jobs), "way": way, "wandb_dir": str(work / way)},
             tune_config=tune.TuneConfig() if naive else tune.TuneConfig(reuse_actors=True),
             run_config=tune.RunConfig(
                 name=way, storage_path=str(work / "ray"), verbose=0,
@@ -333,7 +343,7 @@ def run_per_fit(way: str, prep: Prepared, work: Path) -> tuple[float, pd.DataFra
         if r.error is not None:
             raise RuntimeError(f"{way}: a trial failed: {r.error}")
         job = r.config["job"]
-        rows.append({k: job[k] for k in ("pair", "strategy", "fraction", "seed")}
+        rows.append({k: job[k] for k in ("pair", "strategy", "fraction", "seed", "lr")}
                     | {"val_loss": r.metrics["val_loss"], "test_score": r.metrics["test_score"]})
     return seconds, pd.DataFrame(rows)
 
@@ -352,21 +362,40 @@ def run_xfer(prep: Prepared, store: Store, work: Path) -> tuple[float, pd.DataFr
                     console=Console(file=sys.stderr, quiet=True))
     seconds = time.perf_counter() - t
     res = pd.read_parquet(run.study_dir / "results.parquet")
-    return seconds, res[["pair", "strategy", "fraction", "seed", "val_loss", "test_score"]]
+    return seconds, res[["pair", "strategy", "fraction", "seed", "lr", "val_loss", "test_score"]]
 
 
-def agreement(way: pd.DataFrame, ref: pd.DataFrame) -> tuple[float, float]:
-    """(max |cell seed-mean test metric gap|, max |per-fit best validation loss gap|) against ``ref``;
-    a cell or fit missing on either side is an infinite gap."""
+@dataclass(frozen=True)
+class Agreement:
+    test_gap: float
+    """Max over cells of |seed-mean test metric of the per-fit way's fits at xfer's chosen config - xfer's|."""
+    val_gap: float
+    """Max over those fits of |per-fit best validation loss - xfer's|."""
+    other_choice: int
+    """Cells where the per-fit way's own validation losses pick another grid point than xfer's search."""
+
+    @property
+    def ok(self) -> bool:
+        return self.test_gap <= TOLERANCE and self.other_choice == 0
+
+
+def agreement(way: pd.DataFrame, ref: pd.DataFrame) -> Agreement:
+    """The per-fit way's fits against xfer's (``ref``: the config each cell's search chose, every seed),
+    on the cells the way ran; a fit missing on either side is an infinite gap."""
     keys = ["pair", "strategy", "fraction"]
-    cell = pd.merge(way.groupby(keys, as_index=False)["test_score"].mean(),
-                    ref.groupby(keys, as_index=False)["test_score"].mean(), on=keys, how="outer",
-                    suffixes=("", "_ref"))
-    fits = pd.merge(way, ref, on=[*keys, "seed"], how="outer", suffixes=("", "_ref"))
+    mean_val = way.groupby([*keys, "lr"], as_index=False)["val_loss"].mean()
+    own = mean_val.loc[mean_val.groupby(keys)["val_loss"].idxmin(), [*keys, "lr"]]
+    chosen = ref[[*keys, "lr"]].drop_duplicates()
+    picks = pd.merge(own, chosen, on=keys, how="left", suffixes=("", "_ref"))
+    other = int((~(picks["lr"] - picks["lr_ref"]).abs().le(1e-12 * picks["lr_ref"].abs())).sum())
+    same = pd.merge(way, chosen, on=[*keys, "lr"])  # the way's fits of xfer's chosen config
+    fits = pd.merge(same, ref[ref.set_index(keys).index.isin(own.set_index(keys).index)],
+                    on=[*keys, "lr", "seed"], how="outer", suffixes=("", "_ref"))
+    cell = fits.groupby(keys)[["test_score", "test_score_ref"]].mean()
     gap = (cell["test_score"] - cell["test_score_ref"]).abs()
     vgap = (fits["val_loss"] - fits["val_loss_ref"]).abs()
-    return (math.inf if gap.isna().any() else float(gap.max()),
-            math.inf if vgap.isna().any() else float(vgap.max()))
+    return Agreement(math.inf if fits[["test_score", "test_score_ref"]].isna().any().any() else float(gap.max()),
+                     math.inf if vgap.isna().any() else float(vgap.max()), other)
 
 
 # ----------------------------------------------------------------------- FLOP rate
@@ -513,27 +542,37 @@ def main(argv: list[str] | None = None) -> int:
         n = len(prep.jobs)
         print(f"command: python scripts/bench.py{' --quick' if args.quick else ''}")
         print(f"machine: {os.cpu_count()} cpus, torch {torch.__version__}, 1 thread and 1 CPU per trial")
+        grid = len(w.lr_ratios)
         print(f"work: {len(w.pairs)} pair(s) x {len(w.strategies)} strategies x {len(w.fractions)} fractions x "
-              f"{w.seeds} seed(s), 1 fold = {n} fits ({len(prep.cells)} cells); batch {w.train.batch_size}, "
-              f"<= {w.train.max_epochs * w.train.steps_per_epoch} steps, early stopping")
+              f"{grid} learning rates x {w.seeds} seed(s), 1 fold = {n} fits ({len(prep.cells)} cells); "
+              f"batch {w.train.batch_size}, <= {w.train.max_epochs * w.train.steps_per_epoch} steps, early stopping")
         print(f"source pre-training (once, before timing): {prep.seconds:.1f} s")
-        t_naive, naive = run_per_fit("naive", prep, work) if not args.skip_naive else (float("nan"), None)
+        first = prep.cells[0].pair.pair_id
+        naive_jobs = [j for j in prep.jobs if w.naive_fraction is None or args.skip_naive
+                      or (j["pair"] == first and j["fraction"] == w.naive_fraction)]
+        t_naive, naive = run_per_fit("naive", prep, work, naive_jobs) if not args.skip_naive else (math.nan, None)
+        naive_rate = len(naive_jobs) / t_naive
+        share = "" if len(naive_jobs) == n else (
+            f" [{len(naive_jobs)} of the {n} fits: {first} at fraction {w.naive_fraction:g}; all would take "
+            f"~{n / naive_rate / 60:.0f} min]")
         print(f"naive per-fit (Tune defaults, WandbLoggerCallback, report+checkpoint per epoch): "
-              f"{t_naive:7.1f} s  {n / t_naive:6.2f} fits/s")
-        t_tuned, tuned = run_per_fit("tuned", prep, work)
+              f"{t_naive:7.1f} s  {naive_rate:6.2f} fits/s{share}")
+        t_tuned, tuned = run_per_fit("tuned", prep, work, prep.jobs)
         print(f"tuned per-fit (reuse_actors, setup_wandb, one final report):                   "
               f"{t_tuned:7.1f} s  {n / t_tuned:6.2f} fits/s")
         t_xfer, xf = run_xfer(prep, store, work)
         print(f"xfer study run (cell = one population, W&B per cell, tables, report):          "
               f"{t_xfer:7.1f} s  {n / t_xfer:6.2f} fits/s")
         naive = tuned if naive is None else naive
-        if not len(naive) == len(tuned) == len(xf) == n:
-            raise RuntimeError(f"fit counts differ: naive {len(naive)}, tuned {len(tuned)}, xfer {len(xf)}, expected {n}")
+        if not (len(naive) == len(naive_jobs) and len(tuned) == n and len(xf) == n // grid):
+            raise RuntimeError(f"fit counts differ: naive {len(naive)} (expected {len(naive_jobs)}), tuned {len(tuned)} "
+                               f"(expected {n}), xfer {len(xf)} chosen (expected {n // grid})")
         ctx = next(iter(prep.contexts.values()))
-        gaps = {name: agreement(df, xf) for name, df in (("naive", naive), ("tuned", tuned))}
-        for name, (g, vg) in gaps.items():
-            print(f"{name} vs xfer: max |cell seed-mean test {ctx.metric} gap| {g:.2e}, max |fit val loss gap| "
-                  f"{vg:.2e} (tolerance {TOLERANCE:g} on the test metric)")
+        agree = {name: agreement(df, xf) for name, df in (("naive", naive), ("tuned", tuned))}
+        for name, a in agree.items():
+            print(f"{name} vs xfer: max |cell seed-mean test {ctx.metric} gap| {a.test_gap:.2e}, max |fit val loss gap| "
+                  f"{a.val_gap:.2e} (tolerance {TOLERANCE:g} on the test metric); cells choosing another "
+                  f"learning rate: {a.other_choice}")
         data, _, ff = ctx.fold_data(ctx.folds[0], 1.0)
         rate = training_step_rate(ctx.backbone, data, ff.train, ff.val, batch=TrainConfig().batch_size,
                                   epochs=w.rate_epochs)
@@ -541,12 +580,13 @@ def main(argv: list[str] | None = None) -> int:
               f"{rate.flops_per_step / 1e6:.1f} MFLOP per step, {rate.step_ms:.2f} ms per step, {rate.threads} thread")
         if args.scaling:
             scaling(store, work, prep, w)
-        gap = max(g for g, _ in gaps.values())
-        print(f"xfer vs tuned per-fit: {t_tuned / t_xfer:.1f}x (vs naive: {t_naive / t_xfer:.1f}x)")
-        print(f"metrics agree: {'yes' if gap <= TOLERANCE else 'no'} (max gap {gap:.2e})")
+        gap = max(a.test_gap for a in agree.values())
+        ok = all(a.ok for a in agree.values())
+        print(f"xfer vs tuned per-fit: {t_tuned / t_xfer:.1f}x (vs naive: {n / t_xfer / naive_rate:.1f}x)")
+        print(f"metrics agree: {'yes' if ok else 'no'} (max gap {gap:.2e})")
         print(f"training step: {rate.gflops:.1f} GFLOP/s = {100 * rate.share:.0f}% of the measured GEMM rate "
               f"({rate.gemm_gflops:.1f} GFLOP/s)")
-        return 0 if gap <= TOLERANCE else 1
+        return 0 if ok else 1
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)

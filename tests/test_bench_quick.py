@@ -26,4 +26,4 @@ def test_bench_quick_agrees(tmp_path: Path) -> None:
     assert re.fullmatch(r"metrics agree: yes \(max gap \S+\)", out[-2]), out[-2]
     assert re.fullmatch(r"training step: \d+\.\d GFLOP/s = \d+% of the measured GEMM rate \(\d+\.\d GFLOP/s\)",
                         out[-1]), out[-1]
-    assert "= 4 fits" in proc.stdout
+    assert "= 8 fits" in proc.stdout

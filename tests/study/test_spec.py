@@ -135,6 +135,8 @@ def test_grid_search_asks_every_point_once(tmp_path: Path) -> None:
         study = open_search(spec, tmp_path / cell.cell_id, cell)
         trials = [study.ask() for _ in range(spec.search.trials_per_cell)]
         lrs = sorted(candidate(spec, cell, suggest(spec, cell, t)).lr for t in trials)
+        for i, t in enumerate(trials):
+            study.tell(t, float(i))  # as a cell does: ask and tell outside optimize()
         expected = ([1e-4, 1e-3, 3e-3, 1e-2] if cell.strategy == "scratch"
                     else [spec.source.lr * r for r in (0.01, 0.1, 0.3, 1.0)])
         assert lrs == pytest.approx(expected, rel=1e-12), cell.cell_id

@@ -120,13 +120,22 @@ def open_search(spec: StudySpec, study_dir: Path, cell: Cell) -> optuna.Study:
     seed = _seed(f"{cell.cell_id}:0")
     if spec.search.sampler == "grid":
         # trial k of a fresh study takes grid point k of the seeded shuffle: each point once
-        sampler = optuna.samplers.GridSampler(grid_of(spec.search, cell.strategy, cell.dann), seed=seed)
+        sampler = _Grid(grid_of(spec.search, cell.strategy, cell.dann), seed=seed)
     elif spec.search.sampler == "tpe":
         sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(4, spec.search.trials_per_cell))
     else:
         sampler = optuna.samplers.RandomSampler(seed=seed)
     return optuna.create_study(study_name=cell.cell_id, storage=storage, direction="minimize",
                                sampler=sampler, load_if_exists=False)
+
+
+class _Grid(optuna.samplers.GridSampler):
+    """Optuna's grid sampler without its ``study.stop()`` once the grid is done: a cell asks and
+    tells outside ``optimize`` (where ``stop`` raises) and its budget already ends the search."""
+
+    def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, state: TrialState,
+                    values: Any) -> None:
+        return None
 
 
 def _set_aside(storage: JournalStorage, name: str, names: set[str]) -> None:
