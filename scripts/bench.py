@@ -1,36 +1,40 @@
 """One reference workload, three ways, one machine, one run: per-fit Ray Tune (naive and
 hand-tuned) against ``xfer study run``, on the same fits, with the ratios and an agreement check.
 
-    python scripts/bench.py            # full: 120 fits (about 15 min on 2 CPU cores)
-    python scripts/bench.py --quick    # 4 fits, a few steps: checks agreement, not speed (CI)
+    python scripts/bench.py            # full: 480 fits (about 15 min on 2 CPU cores)
+    python scripts/bench.py --quick    # 8 fits, a few steps: checks agreement, not speed (CI)
 
-The workload (full mode): 2 pairs (``@us_large_cap -> wti``, ``sp500 -> mtum``) x 4 strategies
-(scratch, head_only, partial, full) x 5 target fractions (0.05, 0.1, 0.2, 0.5, 1.0) x 3 seeds,
-one walk-forward fold, fixed hyperparameters (no search: each cell trains exactly the default
-candidate of :func:`xfer.study.cell.candidate`, i.e. scratch at the source LR, transfer at
-0.1 x the source LR, the spec's weight decay, each strategy's default knobs), the study's
-default training loop (batch 256, validation after every pass over the rows, patience, best
-weights kept), no permutation importance. 120 target fits in every way. The source model is
-pre-trained once per (pair, seed) before any way is timed (timed separately and printed);
-every way starts from those weights.
+The workload (full mode) is a small sizing study with a learning-rate sweep: 2 pairs
+(``@us_large_cap -> wti``, ``sp500 -> mtum``) x 4 strategies (scratch, head_only, partial, full)
+x 5 target fractions (0.05, 0.1, 0.2, 0.5, 1.0) x 4 learning rates (transfer: 0.03, 0.1, 0.3, 1
+x the source LR, the article's "10x lower" among them; scratch: 3e-4 to 1e-2) x 3 seeds, one
+walk-forward fold: 480 target fits. Each cell (pair, strategy, fraction) keeps the learning rate
+with the best seed-mean validation loss and scores its fits on the test block. The study's default
+training loop (batch 256, validation after every pass over the rows, patience, best weights kept),
+no permutation importance. The source model is pre-trained once per (pair, seed) before any way
+is timed (timed separately and printed); every way starts from those weights.
 
 The three ways (each starts and stops its own local Ray instance inside its timing, 1 CPU
 per trial, so at most ``cpu_count`` trials at once):
 
 - **naive**, what the Ray Tune tutorials lead a user to write: one Tune trial per fit
-  (pair, strategy, fraction, seed), a standard PyTorch loop (a ``DataLoader`` over the target
-  rows, ``torch.optim.AdamW``, ``nn.functional.mse_loss``), the source weights loaded from a
-  ``.pt`` file in each trial, Tune's defaults (``reuse_actors`` off: a fresh worker process per
-  trial; default loggers; every checkpoint kept), ``WandbLoggerCallback`` (offline), and
+  (pair, strategy, fraction, learning rate, seed), a standard PyTorch loop (a ``DataLoader`` over
+  the target rows, ``torch.optim.AdamW``, ``nn.functional.mse_loss``), the source weights loaded
+  from a ``.pt`` file in each trial, Tune's defaults (``reuse_actors`` off: a fresh worker process
+  per trial; default loggers; every checkpoint kept), ``WandbLoggerCallback`` (offline), and
   ``tune.report`` with a checkpoint after every epoch (every validation), as the PyTorch +
-  Ray Tune tutorial does;
+  Ray Tune tutorial does. At ~8 s a fit it would take about an hour for all 480, so in full mode
+  it runs the first pair's cells at fraction 0.2 (4 cells x 4 learning rates x 3 seeds = 48 fits)
+  and its rate is fits per second on those; the output says so on its line;
 - **tuned per-fit**: the same trials and the same loop with the known fixes applied by hand:
   ``TuneConfig(reuse_actors=True)``, W&B through ``setup_wandb`` inside the trial (offline, one
   ``log`` of the final metrics), no per-epoch reporting or checkpoints (one final ``tune.report``);
+  all 480 fits;
 - **xfer**: the same fits through ``xfer study run`` (:func:`xfer.study.runner.run_study` on a
-  spec this script writes, ``hooks=xfer.hooks.default_hooks()``, tracking ``offline``): one Tune
-  trial per cell, the seeds of a cell trained as one vmapped population, one W&B run per cell
-  and a summary run, the verdict tables and ``report.html`` (everything the command does).
+  spec this script writes: ``search.sampler: grid`` over the same learning rates,
+  ``hooks=xfer.hooks.default_hooks()``, tracking ``offline``): one Tune trial per cell, the cell's
+  learning rates x seeds trained as one population of 12, one W&B run per cell and a summary run,
+  the verdict tables and ``report.html`` (everything the command does).
 
 Both per-fit ways get the prepared target data through ``tune.with_parameters`` (Tune's way to
 share data; cheaper than the per-cell preparation xfer does) and evaluate their fit on the test
@@ -41,14 +45,16 @@ Same fits, checked: a per-fit trial builds the same ``Member`` as the study cell
 ``Population.init_params``), its ``DataLoader`` draws its batches through a sampler that yields
 exactly the rows the population draws for that member (one generator seeded with the member's
 seed, one draw per validation period), and it stops early by the same schedule
-(:func:`xfer.train.types.schedule`). The script compares, per cell (pair, strategy, fraction),
-the test metric averaged over seeds of each per-fit way with xfer's and prints the largest
-absolute gap. Tolerance: **1e-3** on the verdict metric (``r2_oos`` for a volatility target, a
-score of order 0.1-1). Vmapped and single-model float32 math differ by ~1e-6 in the validation
-loss, which moves a test score by ~1e-5; 1e-3 leaves room for that and for rare near-ties of two
-validation losses, while any real difference in the fits (another seed, batch order, initial
-weights, learning rate, stopping rule or one fewer step) moves a cell's score by 1e-2 or more.
-So the speed-up cannot come from doing less.
+(:func:`xfer.train.types.schedule`). Per cell the script picks, from each per-fit way's own
+validation losses, the learning rate a search would keep, counts the cells where that differs
+from xfer's choice (must be 0), and compares the seed-mean test metric of the fits of xfer's
+chosen learning rate (largest absolute gap, and the largest per-fit validation-loss gap).
+Tolerance: **1e-3** on the verdict metric (``r2_oos`` for a volatility target, a score of order
+0.1-1). Batched and single-model float32 math differ by ~1e-6 in the validation loss, which moves
+a test score by ~1e-5; 1e-3 leaves room for that and for rare near-ties of two validation losses,
+while any real difference in the fits (another seed, batch order, initial weights, learning
+rate, stopping rule or one fewer step) moves a cell's score by 1e-2 or more. So the speed-up
+cannot come from doing less.
 
 The last three lines (both modes): ``xfer vs tuned per-fit: N.Nx (vs naive: M.Mx)``,
 ``metrics agree: yes|no (max gap G)`` and ``training step: F GFLOP/s = P% of the measured GEMM
@@ -98,6 +104,8 @@ from xfer.transfer.strategies import plan_for
 TOLERANCE = 1e-3
 """Largest allowed |per-fit - xfer| of a cell's seed-mean test metric (see the module doc)."""
 PROJECT = "xfer-bench"
+GPU_SHARE = 0.25
+"""With ``--device cuda``: each trial asks Tune for this share of a GPU, so 4 run on one device."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +124,7 @@ class Workload:
     naive_fraction: float | None = None
     """The naive way runs only the first pair's cells at this fraction (None: every fit); see the doc."""
 
-    def spec(self, name: str) -> dict[str, Any]:
+    def spec(self, name: str, device: str = "cpu") -> dict[str, Any]:
         """The study spec (plain YAML data) of this workload: one fold, one fixed candidate per cell."""
         return {
             "name": name, "task": {"target_type": "volatility", "horizon": 5},
@@ -127,7 +135,7 @@ class Workload:
                        "space": {"lr_ratio": {"choices": self.lr_ratios}, "scratch_lr": {"choices": self.scratch_lrs}}},
             "evaluation": {"folds": 1, "importance_repeats": 0},
             "train": self.train.model_dump(), "source": {"train": self.source_train.model_dump()},
-            "resources": {"cpus_per_trial": 1}, "tracking": {"project": PROJECT, "mode": "offline"},
+            "resources": {"cpus_per_trial": 1, "gpus_per_trial": GPU_SHARE if device == "cuda" else 0.0}, "tracking": {"project": PROJECT, "mode": "offline"},
         }
 
 
@@ -214,7 +222,7 @@ def fit_trial(config: dict[str, Any], contexts: dict[str, Context]) -> None:
 def train_fit(backbone: Backbone, member: Member, data: Data, val: range, cfg: TrainConfig,
               report_epochs: bool) -> MemberResult:
     """A standard PyTorch loop (DataLoader, AdamW, MSE) that trains exactly the population's fit."""
-    model = copy.deepcopy(backbone)
+    model = copy.deepcopy(backbone).to(data.x.device)
     init = Population(backbone, cfg).init_params(member)  # the initial weights xfer gives this fit
     model.load_state_dict({k.removeprefix("backbone."): v for k, v in init.items() if k.startswith("backbone.")})
     assert member.plan.l2sp_alpha == 0.0, "the bench's strategies have no L2-SP term"
@@ -326,7 +334,8 @@ def run_per_fit(way: str, prep: Prepared, work: Path, jobs: list[dict[str, Any]]
     t = time.perf_counter()
     _start_ray()
     try:
-        trainable = tune.with_resources(tune.with_parameters(fit_trial, contexts=prep.contexts), {"cpu": 1})
+        gpu = GPU_SHARE if next(iter(prep.contexts.values())).cfg.torch_device.type == "cuda" else 0.0
+        trainable = tune.with_resources(tune.with_parameters(fit_trial, contexts=prep.contexts), {"cpu": 1, "gpu": gpu})
         grid = tune.Tuner(
             trainable,
             param_space={"job": tune.grid_search(jobs), "way": way, "wandb_dir": str(work / way)},
@@ -438,17 +447,26 @@ def step_flops(backbone: Backbone, members: int, batch: int) -> float:
     return float(per_row * batch * members)
 
 
-def gemm_rate(threads: int, n: int = 2048, reps: int = 5) -> float:
-    """GFLOP/s of a float32 ``n x n`` by ``n x n`` matrix multiply (best of ``reps``) on ``threads`` threads."""
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def gemm_rate(threads: int, n: int = 2048, reps: int = 5, device: torch.device | None = None) -> float:
+    """GFLOP/s of a float32 ``n x n`` by ``n x n`` matrix multiply (best of ``reps``) on ``threads``
+    threads (on ``device``; a GPU is timed with synchronisation around each product)."""
+    device = device or torch.device("cpu")
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        a, b = torch.randn(n, n), torch.randn(n, n)
+        a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
         torch.mm(a, b)  # warm-up
         best = math.inf
         for _ in range(reps):
+            _sync(device)
             t = time.perf_counter()
             torch.mm(a, b)
+            _sync(device)
             best = min(best, time.perf_counter() - t)
         return 2 * n**3 / best / 1e9
     finally:
@@ -486,13 +504,14 @@ def training_step_rate(backbone: Backbone, data: Data, train: range, val: range,
     finally:
         torch.set_num_threads(old)
     flops = step_flops(backbone, members, batch)
-    return StepRate(flops / step_s / 1e9, gemm_rate(threads), step_s * 1e3, flops, members, threads)
+    return StepRate(flops / step_s / 1e9, gemm_rate(threads, device=data.x.device), step_s * 1e3, flops, members,
+                    threads)
 
 
 # ----------------------------------------------------------------------- scaling
 
 
-def scaling(store: Store, work: Path, prep: Prepared, w: Workload) -> None:
+def scaling(store: Store, work: Path, prep: Prepared, w: Workload, device: str) -> None:
     """Where cost grows linearly and where batching flattens it: the training step against the
     population size, and ``xfer study run`` wall time against the number of fits (1x, 2x, 4x the
     workload, by seeds)."""
@@ -507,7 +526,7 @@ def scaling(store: Store, work: Path, prep: Prepared, w: Workload) -> None:
               f"{r.step_ms / base:5.1f}x the 1-member step), {r.gflops:5.1f} GFLOP/s = {100 * r.share:3.0f}% of GEMM")
     print("fits -> xfer study run wall time (the workload with 1x, 2x, 4x its seeds)")
     for mult in (1, 2, 4):
-        spec = StudySpec.model_validate({**w.spec(f"bench-x{mult}"), "grid": {
+        spec = StudySpec.model_validate({**w.spec(f"bench-x{mult}", device), "grid": {
             **w.spec("x")["grid"], "seeds": w.seeds * mult}})
         n = len(cells(spec)) * spec.grid.seeds
         d = work / f"scaling-x{mult}"
@@ -528,7 +547,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="also print step time against population size and xfer wall time against fits (1x/2x/4x)")
     ap.add_argument("--skip-naive", action="store_true",
                     help="development only: leave out the naive way (~17 min of the full run); not for quoted figures")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                    help="cpu (default; hides any GPU) or cuda: every way trains on the GPU, "
+                         f"{GPU_SHARE:g} of it per trial, and the GEMM rate is the GPU's")
     args = ap.parse_args(argv)
+    if args.device == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # device auto -> cpu here and in every Ray worker
+    elif not torch.cuda.is_available():
+        print("error: --device cuda: torch sees no CUDA device (torch.cuda.is_available() is False)", file=sys.stderr)
+        return 2
     w = QUICK if args.quick else FULL
     work = args.keep or Path(tempfile.mkdtemp(prefix="xfer-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -536,12 +563,13 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["WANDB_DIR"] = str(work / "wandb")  # nothing lands in the repository
     (work / "wandb").mkdir(exist_ok=True)
     store = Store(work / "home")  # embedded samples; a fresh source cache
-    spec = StudySpec.model_validate(w.spec("bench-quick" if args.quick else "bench"))
+    spec = StudySpec.model_validate(w.spec("bench-quick" if args.quick else "bench", args.device))
     try:
         prep = prepare_sources(spec, store, work)
         n = len(prep.jobs)
         print(f"command: python scripts/bench.py{' --quick' if args.quick else ''}")
-        print(f"machine: {os.cpu_count()} cpus, torch {torch.__version__}, 1 thread and 1 CPU per trial")
+        gpu = f", {torch.cuda.get_device_name(0)}, {GPU_SHARE:g} GPU per trial" if args.device == "cuda" else ""
+        print(f"machine: {os.cpu_count()} cpus, torch {torch.__version__}, 1 thread and 1 CPU per trial{gpu}")
         grid = len(w.lr_ratios)
         print(f"work: {len(w.pairs)} pair(s) x {len(w.strategies)} strategies x {len(w.fractions)} fractions x "
               f"{grid} learning rates x {w.seeds} seed(s), 1 fold = {n} fits ({len(prep.cells)} cells); "
@@ -579,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"training step: {rate.members} members x batch {TrainConfig().batch_size}, "
               f"{rate.flops_per_step / 1e6:.1f} MFLOP per step, {rate.step_ms:.2f} ms per step, {rate.threads} thread")
         if args.scaling:
-            scaling(store, work, prep, w)
+            scaling(store, work, prep, w, args.device)
         gap = max(a.test_gap for a in agree.values())
         ok = all(a.ok for a in agree.values())
         print(f"xfer vs tuned per-fit: {t_tuned / t_xfer:.1f}x (vs naive: {n / t_xfer / naive_rate:.1f}x)")
