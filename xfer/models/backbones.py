@@ -11,10 +11,13 @@ Adding a backbone is one class plus one line in :data:`BACKBONES`; the contract 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
 
 
 class BackboneSpec(BaseModel):
@@ -26,6 +29,11 @@ class BackboneSpec(BaseModel):
     hidden: int = Field(default=64, ge=2, le=4096, description="Width of each hidden layer.")
     depth: int = Field(default=2, ge=1, le=16, description="Hidden layer groups before the head.")
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="Dropout after each group.")
+    activation: Literal["gelu", "relu", "silu"] = Field(
+        default="gelu", description="Nonlinearity of the hidden groups. On a CPU, exact (erf) GELU and SiLU "
+        "cost about as much as the matrix products of the default MLP (GELU forward + backward ~6x ReLU's): "
+        "ReLU trains ~1.4x faster per step. GELU stays the default: with ReLU the known-answer negative "
+        "transfer (tests/transfer, a 16-wide MLP) is no longer detected.")
     window: int = Field(default=20, ge=1, le=512, description="Past days seen (sequence backbones).")
 
 
@@ -79,7 +87,8 @@ class MLP(Backbone):
         layers = []
         width = n_features
         for _ in range(spec.depth):
-            layers.append(nn.Sequential(nn.Linear(width, spec.hidden), nn.GELU(), nn.Dropout(spec.dropout)))
+            layers.append(nn.Sequential(nn.Linear(width, spec.hidden), ACTIVATIONS[spec.activation](),
+                                        nn.Dropout(spec.dropout)))
             width = spec.hidden
         self.features = nn.ModuleList(layers)
         self.head = nn.Linear(width, 1)
@@ -138,11 +147,11 @@ _ACT_BACKWARD: dict[type, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], t
 class _CausalConv(nn.Module):
     """Dilated 1-D convolution padded on the left only, so step t sees steps <= t."""
 
-    def __init__(self, c_in: int, c_out: int, dilation: int, dropout: float) -> None:
+    def __init__(self, c_in: int, c_out: int, dilation: int, dropout: float, activation: str) -> None:
         super().__init__()
         self.pad = 2 * dilation
         self.conv = nn.Conv1d(c_in, c_out, kernel_size=3, dilation=dilation)
-        self.act = nn.GELU()
+        self.act = ACTIVATIONS[activation]()
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (batch, channels, time)
@@ -158,7 +167,8 @@ class TCN(Backbone):
         groups = []
         c = n_features
         for i in range(spec.depth):
-            groups.append(_CausalConv(c, spec.hidden, dilation=2**i, dropout=spec.dropout))
+            groups.append(_CausalConv(c, spec.hidden, dilation=2**i, dropout=spec.dropout,
+                                     activation=spec.activation))
             c = spec.hidden
         self.features = nn.ModuleList(groups)
         self.head = nn.Linear(c, 1)
