@@ -329,7 +329,7 @@ class Population:
 
     def _grads(self, st: _State, data: Data, rows: torch.Tensor, drows: torch.Tensor | None, step: int) -> torch.Tensor:
         """Every member's gradient on its batch ``rows`` (and auxiliary rows ``drows``), flat."""
-        x, y = data.gather(rows, self.window), data.y.index_select(0, rows.reshape(-1)).view(rows.shape)
+        x, y = data.gather(rows, self.window), data.y.index_select(0, rows.reshape(-1).to(data.y.device)).view(rows.shape)
         if self._direct:
             self.net.backbone.stacked_grads(st.backbone_params, x, y, st.backbone_grads)
             if st.hp.pull is not None:  # L2-SP: the gradient of l2sp x |w - w0|^2

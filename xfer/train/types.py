@@ -36,7 +36,7 @@ class Data:
     def gather(self, rows: torch.Tensor, window: int) -> torch.Tensor:
         """Inputs for ``rows`` (any shape): (..., F), or (..., window, F) for sequences."""
         if window <= 1:  # index_select: the same rows as x[rows], in half the time
-            return self.x.index_select(0, rows.reshape(-1)).view(*rows.shape, self.x.shape[-1])
+            return self.x.index_select(0, rows.reshape(-1).to(self.x.device)).view(*rows.shape, self.x.shape[-1])
         offs = torch.arange(-window + 1, 1)
         idx = (rows.unsqueeze(-1) + offs).clamp_min(0)
         return self.x[idx]
