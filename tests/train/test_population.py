@@ -103,3 +103,20 @@ def test_direct_mlp_step_equals_vmap(activation: str, monkeypatch: pytest.Monkey
         assert d.best_val == pytest.approx(v.best_val, rel=1e-5)
         for k in v.params:
             torch.testing.assert_close(d.params[k], v.params[k], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("shapes", [{"a": (8, 8), "b": (64,)}, {"a": (5,), "b": (3, 7)}])
+def test_flat_layout_round_trip(shapes: dict[str, tuple[int, ...]]) -> None:
+    """The flat buffer's views are the stacked parameters; dropping members keeps the others'
+    values; each member's share is padded to the alignment (or not at all when it fits)."""
+    from xfer.train.population import _Layout
+
+    P = 3
+    params = {k: torch.randn(P, *s) for k, s in shapes.items()}
+    lay = _Layout(params, P)
+    assert sum(lay.sizes) % _Layout.ALIGN == 0
+    flat = lay.pack(params)
+    assert all(torch.equal(v, params[k]) for k, v in lay.views(flat).items())
+    keep = torch.tensor([True, False, True])
+    sub = lay.subset(2).views(lay.take(flat, keep))
+    assert all(torch.equal(v, params[k][keep]) for k, v in sub.items())

@@ -96,7 +96,8 @@ class _Layout:
 
     def take(self, flat: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         """The members where ``keep`` (P booleans on the device) of a flat tensor of this layout."""
-        return torch.cat([b.view(self.P, -1)[keep].reshape(-1) for b in flat.split([self.P * n for n in self.sizes])])
+        blocks = flat.split([self.P * n for n in self.sizes])
+        return torch.cat([b.view(self.P, n)[keep].reshape(-1) for b, n in zip(blocks, self.sizes, strict=True)])
 
     def subset(self, P: int) -> _Layout:
         out = copy.copy(self)
