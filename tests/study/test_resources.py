@@ -11,7 +11,7 @@ import torch
 
 from xfer.experiment.config import TransferConfig
 from xfer.study import runner
-from xfer.study.spec import StudySpec
+from xfer.study.spec import StudySpec, cells
 
 pytestmark = pytest.mark.ray
 
@@ -42,3 +42,19 @@ def test_device_selection(device: str, cuda: bool, expected: str, monkeypatch: p
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     cfg = TransferConfig(source=("sp500",), target="mtum", device=device)
     assert cfg.torch_device.type == expected
+
+
+def test_cells_are_bundled_into_enough_trials_to_keep_every_worker_busy() -> None:
+    spec = StudySpec.model_validate({
+        "name": "b", "pairs": [{"source": "sp500", "target": "mtum"}, {"source": "@us_large_cap", "target": "wti"}],
+        "grid": {"fractions": [0.05, 0.1, 0.2, 0.5, 1.0]}})
+    pending = cells(spec)  # 2 pairs x 4 strategies x 5 fractions = 40 cells
+    for workers, trials in ((2, 8), (5, 20), (10, 40), (64, 40)):
+        bundles = runner.bundle_cells(pending, workers)
+        assert sorted(i for b in bundles for i in b) == sorted(c.cell_id for c in pending)  # each cell once
+        assert len(bundles) == trials, (workers, len(bundles))
+        by_id = {c.cell_id: c for c in pending}
+        for b in bundles:  # a bundle shares one preparation: same pair, chain and DANN setting
+            assert len({(by_id[i].pair.pair_id, by_id[i].chain_id, by_id[i].dann) for i in b}) == 1
+    assert runner._workers(spec.model_copy(update={"resources": spec.resources.model_copy(
+        update={"cpus_per_trial": 1, "gpus_per_trial": 0.5, "max_concurrent": 3})}), {"CPU": 16, "GPU": 1}) == 2

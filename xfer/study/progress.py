@@ -28,21 +28,22 @@ class StudyProgress(Callback):
     def __getstate__(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict[str, Any], **info: Any) -> None:
+        if not result.get("cell_finished") or result.get("skipped"):
+            return  # a search round, or a cell a retried trial found finished (counted when it finished)
         self.done += 1
         ran = self.done - self.already
         elapsed = time.perf_counter() - self.start
         eta = elapsed / max(ran, 1) * (self.total - self.done)
-        res = trial.last_result or {}
-        cell = trial.config["cell_id"]
-        test = res.get("test_score", float("nan"))
+        cell = result.get("cell_id", "?")
+        test = result.get("test_score", float("nan"))
         if test == test and (self.best is None or test > self.best[0]):
             self.best = (float(test), cell)
         best = f"best test so far {self.best[0]:.4f} ({self.best[1]})" if self.best else ""
         self.console.print(
-            f"[cells {self.done}/{self.total}] {cell}: val {res.get('val_score', float('nan')):.4f} "
+            f"[cells {self.done}/{self.total}] {cell}: val {result.get('val_score', float('nan')):.4f} "
             f"test {test:.4f} | {best} | {elapsed:.0f}s elapsed, ETA {eta:.0f}s", highlight=False, markup=False)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.console.print(f"cell {trial.config['cell_id']} failed; Tune retries it, or `xfer study resume`",
-                           markup=False)
+        self.console.print(f"cell(s) {', '.join(trial.config['cell_ids'])} failed; Tune retries the unfinished "
+                           "ones, or `xfer study resume`", markup=False)

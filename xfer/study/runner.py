@@ -95,10 +95,12 @@ def _load_spec(study_dir: Path) -> StudySpec:
                               f"--out {path.parent}` (with --smoke if it was a smoke run): finished cells are kept")
 
 
-def _cell(config: dict[str, Any]) -> tuple[Path, StudySpec, Cell]:
+def _cells(config: dict[str, Any]) -> tuple[Path, StudySpec, list[Cell]]:
+    """The study directory, spec and cells of a trial (``config["cell_ids"]``: one or a bundle)."""
     study_dir = Path(config["study_dir"])
     spec = _load_spec(study_dir)
-    return study_dir, spec, {c.cell_id: c for c in cells(spec)}[config["cell_id"]]
+    by_id = {c.cell_id: c for c in cells(spec)}
+    return study_dir, spec, [by_id[i] for i in config["cell_ids"]]
 
 
 def sources_trainable(config: dict[str, Any]) -> None:
@@ -108,28 +110,32 @@ def sources_trainable(config: dict[str, Any]) -> None:
     from xfer.experiment.prepare import prepare
 
     torch.set_num_threads(max(1, int(config["cpus"])))
-    _, _, cell = _cell(config)
+    _, _, (cell,) = _cells(config)
     t = time.perf_counter()
     prepare(cell.setup, Store(config["store_root"]))
     _report({"seconds": time.perf_counter() - t, "sources_ready": True})
 
 
 def cell_trainable(config: dict[str, Any], cell_tracker: CellTracker | None = None) -> None:
-    """Phase 2 trial: one cell, tracked by the hook's tracker (one W&B run) when there is one."""
+    """Phase 2 trial: a bundle of cells, one after another, each tracked by the hook's tracker (one
+    W&B run per cell) when there is one. Each cell starts from the same torch seed, so a cell's
+    results do not depend on its bundle (or on what the reused worker ran before)."""
     import torch
 
     from xfer.study.cell import run_cell
 
-    torch.manual_seed(0)  # reused actors keep module state: every trial starts from the same seed
     torch.set_num_threads(max(1, int(config["cpus"])))
-    study_dir, spec, cell = _cell(config)
-    tracker = None
-    done = (study_dir / "cells" / f"{cell.cell_id}.parquet").exists()
-    t = time.perf_counter()
-    if cell_tracker is not None and config["wandb_mode"] != "disabled" and not done:
-        tracker = cell_tracker(study_dir, spec, cell, config["wandb_mode"])
-    run_cell(spec, study_dir, cell.cell_id, Store(config["store_root"]), report=_report, tracker=tracker,
-             timings={"tracking": time.perf_counter() - t})
+    study_dir, spec, bundle = _cells(config)
+    for cell in bundle:
+        torch.manual_seed(0)
+        tracker = None
+        done = (study_dir / "cells" / f"{cell.cell_id}.parquet").exists()
+        t = time.perf_counter()
+        if cell_tracker is not None and config["wandb_mode"] != "disabled" and not done:
+            tracker = cell_tracker(study_dir, spec, cell, config["wandb_mode"])
+        run_cell(spec, study_dir, cell.cell_id, Store(config["store_root"]),
+                 report=lambda m, c=cell.cell_id: _report({**m, "cell_id": c}), tracker=tracker,
+                 timings={"tracking": time.perf_counter() - t})
 
 
 # ----------------------------------------------------------------------- driver
@@ -148,14 +154,14 @@ def default_dir(spec: StudySpec, store: Store) -> Path:
     return store.root / "studies" / spec.name
 
 
-def _tune(trainable: Any, cell_ids: list[str], study_dir: Path, store_root: Path, spec: StudySpec,
+def _tune(trainable: Any, bundles: list[list[str]], study_dir: Path, store_root: Path, spec: StudySpec,
           name: str, wandb_mode: str, callbacks: list[Any]) -> Any:
     from ray import tune
 
     res = {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial}
     tuner = tune.Tuner(
         tune.with_resources(trainable, res),
-        param_space={"cell_id": tune.grid_search(cell_ids), "study_dir": str(study_dir),
+        param_space={"cell_ids": tune.grid_search(bundles), "study_dir": str(study_dir),
                      "store_root": str(store_root), "cpus": spec.resources.cpus_per_trial,
                      "wandb_mode": wandb_mode},
         tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=spec.resources.max_concurrent),
@@ -334,15 +340,18 @@ def _run_phases(sd: Path, st: Store, spec: StudySpec, all_cells: list[Cell], pen
         groups = _source_groups(pending, st)
         if groups:
             console.print(f"phase 1: pre-training {len(groups)} source/chain group(s)", highlight=False)
-            _tune(sources_trainable, groups, sd, st.root, spec, "sources", mode, [])
+            _tune(sources_trainable, [[g] for g in groups], sd, st.root, spec, "sources", mode, [])
         clock["phase1"] = time.perf_counter() - t
-        console.print(f"phase 2: {len(pending)} cell(s), {spec.search.trials_per_cell} trial(s) each", highlight=False)
+        workers = _workers(spec, ray.cluster_resources())
+        bundles = bundle_cells(pending, workers)
+        console.print(f"phase 2: {len(pending)} cell(s) in {len(bundles)} Tune trial(s), "
+                      f"{spec.search.trials_per_cell} search trial(s) per cell", highlight=False)
         t = time.perf_counter()
         trainable = tune.with_parameters(cell_trainable, cell_tracker=hooks.cell_tracker)
-        _tune(trainable, [c.cell_id for c in pending], sd, st.root, spec, "cells", mode,
+        _tune(trainable, bundles, sd, st.root, spec, "cells", mode,
               [StudyProgress(len(all_cells), len(all_cells) - len(pending))])
         clock["phase2"] = time.perf_counter() - t
-        clock["workers"] = float(ray.cluster_resources().get("CPU", 1) // spec.resources.cpus_per_trial)
+        clock["workers"] = float(workers)
     finally:
         t = time.perf_counter()
         if started:
@@ -399,6 +408,34 @@ def run_study(spec_path: str | Path | None = None, *, study_dir: Path | None = N
         raise RuntimeError(f"{len(missing)} cell(s) did not finish (e.g. {missing[0]}); "
                            f"run `xfer study resume {sd}` to finish them")
     return StudyRun(sd, len(all_cells), len(pending), time.perf_counter() - t0, tables)
+
+
+TRIALS_PER_WORKER = 4
+"""Phase 2 asks Tune for at least this many trials per worker (when there are enough cells)."""
+
+
+def _workers(spec: StudySpec, resources: dict[str, float]) -> int:
+    """How many cell trials the cluster runs at once."""
+    r = spec.resources
+    n = resources.get("CPU", 1.0) // r.cpus_per_trial
+    if r.gpus_per_trial > 0:
+        n = min(n, resources.get("GPU", 0.0) // r.gpus_per_trial)
+    if r.max_concurrent is not None:
+        n = min(n, r.max_concurrent)
+    return max(1, int(n))
+
+
+def bundle_cells(pending: list[Cell], workers: int) -> list[list[str]]:
+    """The cells as Tune trials: bundles of cells that share a preparation (pair, chain, DANN;
+    strategies and fractions in grid order), as many as keeps at least ``TRIALS_PER_WORKER``
+    trials per worker. A trial costs Tune a fraction of a second to start and report; a small
+    cell trains in about as long, so one trial per cell spends much of a study on Tune. A cell's
+    results do not depend on its bundle (:func:`cell_trainable`)."""
+    size = max(1, len(pending) // (TRIALS_PER_WORKER * workers))
+    groups: dict[tuple[str, str, bool], list[str]] = {}
+    for c in pending:
+        groups.setdefault((c.pair.pair_id, c.chain_id, c.dann), []).append(c.cell_id)
+    return [ids[i: i + size] for ids in groups.values() for i in range(0, len(ids), size)]
 
 
 def _source_groups(pending: list[Cell], store: Store) -> list[str]:
