@@ -140,6 +140,8 @@ class _State:
         self.grad = torch.zeros_like(flat)  # the padding stays zero
         self.mask: torch.Tensor | None = None
         self.mask_epoch = -1
+        self.all_train = False
+        self.decays = bool((hp.decay != 1).any())
         self.params = lay.views(flat)  # views: the optimizer updates ``flat`` in place
         self.grads = lay.views(self.grad)
         cut = len("backbone.")
@@ -150,14 +152,19 @@ class _State:
         """One stacked AdamW step (as ``torch.optim.AdamW``), applied only where a group trains
         (``torch.where``: frozen weights stay bit-identical, while their moments track the gradient)."""
         if self.mask is None or epoch != self.mask_epoch:  # trainable weights change with the nominal epoch
-            self.mask = (self.hp.unfreeze <= epoch) & self.lay.pack({k: active for k in self.lay.shapes}, False)
-            self.mask_epoch = epoch
+            # the padding "trains" (mask True) with zero gradient, zero learning rate: it stays 0
+            self.mask = (self.hp.unfreeze <= epoch) & self.lay.pack({k: active for k in self.lay.shapes}, True)
+            self.mask_epoch, self.all_train = epoch, bool(self.mask.all())
         bc1, bc2 = 1 - BETA1**step, 1 - BETA2**step
         self.exp_avg.mul_(BETA1).add_(grad, alpha=1 - BETA1)
         self.exp_sq.mul_(BETA2).addcmul_(grad, grad, value=1 - BETA2)
         denom = self.exp_sq.sqrt().div_(math.sqrt(bc2)).add_(EPS)
-        new = (self.flat * self.hp.decay).sub_((self.hp.lr / bc1).mul_(self.exp_avg).div_(denom))
-        torch.where(self.mask, new, self.flat, out=self.flat)
+        move = (self.hp.lr / bc1).mul_(self.exp_avg).div_(denom)
+        if self.all_train:  # every weight trains: the same values in place, without the select
+            (self.flat.mul_(self.hp.decay) if self.decays else self.flat).sub_(move)
+        else:
+            new = (self.flat * self.hp.decay if self.decays else self.flat).sub(move)
+            torch.where(self.mask, new, self.flat, out=self.flat)
 
     def subset(self, keep: torch.Tensor, keep_cpu: torch.Tensor) -> _State:
         lay, take = self.lay.subset(int(keep_cpu.sum())), self.lay.take
@@ -245,7 +252,7 @@ class Population:
         return _Hyper(
             l2sp=l2sp, aux_w=t([m.aux_weight for m in members]), aux_coeff=t([m.aux_coeff for m in members]),
             lr=lay.pack(lr), decay=lay.pack({k: 1 - v * wd for k, v in lr.items()}, 1.0),
-            unfreeze=lay.pack(unfreeze, math.inf), pull=lay.pack(pulled) if bool((l2sp != 0).any()) else None,
+            unfreeze=lay.pack(unfreeze, -math.inf), pull=lay.pack(pulled) if bool((l2sp != 0).any()) else None,
             # a member is not stopped early while some of its groups are still waiting to unfreeze
             last_unfreeze=torch.tensor([max((e for e in m.plan.unfreeze_epoch if math.isfinite(e)), default=0.0)
                                         for m in members]),
