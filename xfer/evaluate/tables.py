@@ -15,7 +15,11 @@ Holm-adjusted p-value over the table's comparisons.
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
+import sys
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -273,10 +277,35 @@ def cell_means(results: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return results.groupby(keys, sort=False)[cols].mean().reset_index() if cols else results[keys].drop_duplicates()
 
 
+PARALLEL_DAYS = 100_000
+"""Above this many prediction rows, :func:`all_tables` computes the tables in two processes."""
+
+
+def _can_spawn() -> bool:
+    """Whether a spawned process can start here: it re-imports ``__main__`` from its file, which a
+    script read from stdin does not have."""
+    main = getattr(sys.modules.get("__main__"), "__file__", None)
+    return main is None or os.path.isfile(main)
+
+
+def _band_tables(days: pd.DataFrame, metric: str | None) -> dict[str, pd.DataFrame]:
+    return {"curves": curves(days, metric), "sizing": sizing(days, metric), "comparisons": comparisons(days, metric)}
+
+
 def all_tables(results: pd.DataFrame, days: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Every table of a study directory from its fits and their test days."""
+    """Every table of a study directory from its fits and their test days.
+
+    The tables are bootstrap work on independent seeds (each test has its own), so a large study
+    computes the curves, sizing and comparisons in a second process while this one does the
+    verdicts; the numbers are the same either way (tests/experiment/test_identity.py).
+    """
     if len(results):
         require_columns(results, RESULTS_COLUMNS, "results")
     metric = str(results["metric"].iloc[0]) if len(results) else None
-    return {"results": results, "predictions": days, "verdicts": verdicts(results, days),
-            "curves": curves(days, metric), "sizing": sizing(days, metric), "comparisons": comparisons(days, metric)}
+    if len(days) < PARALLEL_DAYS or (os.cpu_count() or 1) < 2 or not _can_spawn():
+        return {"results": results, "predictions": days, "verdicts": verdicts(results, days),
+                **_band_tables(days, metric)}
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        bands = pool.submit(_band_tables, days, metric)
+        out = {"results": results, "predictions": days, "verdicts": verdicts(results, days)}
+        return {**out, **bands.result()}
