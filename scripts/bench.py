@@ -374,6 +374,19 @@ def run_xfer(prep: Prepared, store: Store, work: Path) -> tuple[float, pd.DataFr
     return seconds, res[["pair", "strategy", "fraction", "seed", "lr", "val_loss", "test_score"]]
 
 
+def xfer_split(work: Path) -> str:
+    """Where the xfer run's wall time went (its ``profile.json``), on one line."""
+    import json
+
+    from xfer.study.runner import PROFILE_FILE
+
+    p = json.loads((work / "study" / PROFILE_FILE).read_text())
+    train = pd.read_parquet(work / "study" / "results.parquet").groupby("cell_id")["time_train_s"].first().sum()
+    return (f"xfer split: Ray start+stop {p['ray_start'] + p['ray_stop']:.1f} s, phase 1 {p['phase1']:.1f} s, "
+            f"phase 2 (cells) {p['phase2']:.1f} s (training {train / p['workers']:.1f} s of it per worker), "
+            f"tables {p['tables']:.1f} s, W&B summary + report {p['summary'] + p['report']:.1f} s")
+
+
 @dataclass(frozen=True)
 class Agreement:
     test_gap: float
@@ -528,10 +541,10 @@ def scaling(store: Store, work: Path, prep: Prepared, w: Workload, device: str) 
     for mult in (1, 2, 4):
         spec = StudySpec.model_validate({**w.spec(f"bench-x{mult}", device), "grid": {
             **w.spec("x")["grid"], "seeds": w.seeds * mult}})
-        n = len(cells(spec)) * spec.grid.seeds
         d = work / f"scaling-x{mult}"
         d.mkdir(parents=True, exist_ok=True)
         sub = prepare_sources(spec, store, d)  # every seed's source cached before timing, as above
+        n = len(sub.jobs)
         t, _ = run_xfer(sub, store, d)
         print(f"  {mult}x: {n:4d} fits in {t:6.1f} s = {n / t:5.2f} fits/s")
 
@@ -591,6 +604,7 @@ def main(argv: list[str] | None = None) -> int:
         t_xfer, xf = run_xfer(prep, store, work)
         print(f"xfer study run (cell = one population, W&B per cell, tables, report):          "
               f"{t_xfer:7.1f} s  {n / t_xfer:6.2f} fits/s")
+        print(xfer_split(work))
         naive = tuned if naive is None else naive
         if not (len(naive) == len(naive_jobs) and len(tuned) == n and len(xf) == n // grid):
             raise RuntimeError(f"fit counts differ: naive {len(naive)} (expected {len(naive_jobs)}), tuned {len(tuned)} "
