@@ -580,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         prep = prepare_sources(spec, store, work)
         n = len(prep.jobs)
-        print(f"command: python scripts/bench.py{' --quick' if args.quick else ''}")
+        print(f"command: python scripts/bench.py{''.join(' ' + a for a in (argv if argv is not None else sys.argv[1:]))}")
         gpu = f", {torch.cuda.get_device_name(0)}, {GPU_SHARE:g} GPU per trial" if args.device == "cuda" else ""
         print(f"machine: {os.cpu_count()} cpus, torch {torch.__version__}, 1 thread and 1 CPU per trial{gpu}")
         grid = len(w.lr_ratios)
