@@ -590,6 +590,43 @@ def study_resume(
     _print_study(res)
 
 
+@study_app.command("status")
+def study_status_cmd(
+    study_dir: Annotated[Path, typer.Argument(help="A study directory (running, interrupted or finished).")],
+    show_cells: Annotated[bool, typer.Option("--cells", help="One line per cell.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """A study's progress from its directory alone (read-only: safe while a cluster writes it)."""
+    import json
+
+    from xfer.study.status import study_status
+
+    if not (study_dir / "spec.json").is_file():
+        raise XferInputError(file=study_dir, field="STUDY_DIR", expected="a study directory (with spec.json)",
+                             found="no spec.json")
+    st = study_status(study_dir)
+    if as_json:
+        out.print_json(json.dumps(st.to_dict()))
+        return
+    d = st.to_dict()
+    secs = [c.seconds for c in st.cells if c.seconds is not None]
+    mean = f"; a done cell took {sum(secs) / len(secs):.0f} s on average" if secs else ""
+    out.print(f"study {st.name} ({study_dir}): {d['cells']} cells: {d['done']} done, {d['searching']} searching, "
+              f"{d['pending']} pending; search trials {d['trials_done']}/{d['trials_total']}{mean}", highlight=False)
+    if show_cells:
+        t = Table()
+        for c in ("cell", "pair", "chain", "dann", "strategy", "fraction", "state", "trials", "seconds"):
+            t.add_column(c)
+        for c in st.cells:
+            t.add_row(c.cell_id, c.pair, c.chain, "yes" if c.dann else "no", c.strategy, f"{c.fraction:g}", c.state,
+                      f"{c.trials_done}/{st.trials_per_cell}", "" if c.seconds is None else f"{c.seconds:.0f}")
+        out.print(t)
+    if st.finished:
+        out.print(f"finished: tables and report in {study_dir}", highlight=False)
+    elif d["searching"] or d["pending"]:
+        out.print(f"not finished: if no run is writing it, `xfer study resume {study_dir}` runs the rest", highlight=False)
+
+
 def _print_study(res: Any) -> None:
     v = res.tables["verdicts"]
     t = Table(title=f"verdicts ({res.cells_run} of {res.cells_total} cells run in {res.seconds:.0f}s) -> {res.study_dir}")
