@@ -9,7 +9,7 @@ import pandas as pd
 import yaml
 
 ROOT = Path(__file__).parents[2]
-VOLATILE = ("seconds", "xfer_version", "torch_version", "python_version")
+VOLATILE = ("seconds", "xfer_version", "torch_version", "python_version", "node_id")
 TABLES = ("results", "verdicts", "sizing")
 
 

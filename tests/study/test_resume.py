@@ -43,7 +43,7 @@ SPEC = StudySpec.model_validate({
     "evaluation": {"folds": 2, "test_share": 0.2, "importance_repeats": 0},
     "train": TINY, "source": {"train": TINY}, "tracking": {"mode": "disabled"}})
 
-VOLATILE = ["seconds", *(f"time_{part}_s" for part in cell_mod.PROFILE_PARTS)]
+VOLATILE = ["seconds", "node_id", *(f"time_{part}_s" for part in cell_mod.PROFILE_PARTS)]
 """Columns that record how long a run took, not what it computed."""
 
 

@@ -232,11 +232,13 @@ def _search(spec: StudySpec, cell: Cell, ctx: Context, study: optuna.Study, repo
 
 
 def run_cell(spec: StudySpec, study_dir: Path, cell_id: str, store: Store,
-             report: Report | None = None, tracker: Any = None, timings: dict[str, float] | None = None) -> Path:
+             report: Report | None = None, tracker: Any = None, timings: dict[str, float] | None = None,
+             node_id: str = "") -> Path:
     """Search, fit and evaluate one cell; return the path of its results file.
 
     ``timings``: seconds already spent on the cell by the caller (e.g. ``tracking``: opening its
-    W&B run), added to the cell's ``time_<part>_s`` columns."""
+    W&B run), added to the cell's ``time_<part>_s`` columns. ``node_id``: the Ray node that ran it
+    (the ``node_id`` column; empty outside Ray)."""
     t0 = time.perf_counter() - sum((timings or {}).values())
     clock = _Clock(timings)
     report = report or (lambda _m: None)
@@ -276,7 +278,7 @@ def run_cell(spec: StudySpec, study_dir: Path, cell_id: str, store: Store,
     frame = frame.assign(
         **keys, metric=metric, val_score=frame["val_loss"], test_score=frame[f"test_{metric}"], cell_id=cell.cell_id,
         trials=budget, seconds=time.perf_counter() - t0, study=spec.name, xfer_version=_version(),
-        torch_version=torch.__version__, python_version=platform.python_version(),
+        torch_version=torch.__version__, python_version=platform.python_version(), node_id=node_id,
         **{f"time_{k}_s": v for k, v in clock.parts.items()},
     )
     write_parquet(frame, out)

@@ -120,12 +120,14 @@ def cell_trainable(config: dict[str, Any], cell_tracker: CellTracker | None = No
     """Phase 2 trial: a bundle of cells, one after another, each tracked by the hook's tracker (one
     W&B run per cell) when there is one. Each cell starts from the same torch seed, so a cell's
     results do not depend on its bundle (or on what the reused worker ran before)."""
+    import ray
     import torch
 
     from xfer.study.cell import run_cell
 
     torch.set_num_threads(max(1, int(config["cpus"])))
     study_dir, spec, bundle = _cells(config)
+    node_id = ray.get_runtime_context().get_node_id()
     for cell in bundle:
         torch.manual_seed(0)
         tracker = None
@@ -135,7 +137,7 @@ def cell_trainable(config: dict[str, Any], cell_tracker: CellTracker | None = No
             tracker = cell_tracker(study_dir, spec, cell, config["wandb_mode"])
         run_cell(spec, study_dir, cell.cell_id, Store(config["store_root"]),
                  report=lambda m, c=cell.cell_id: _report({**m, "cell_id": c}), tracker=tracker,
-                 timings={"tracking": time.perf_counter() - t})
+                 timings={"tracking": time.perf_counter() - t}, node_id=node_id)
 
 
 # ----------------------------------------------------------------------- driver
