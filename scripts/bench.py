@@ -320,7 +320,7 @@ def prepare_sources(spec: StudySpec, store: Store, work: Path) -> Prepared:
 def _start_ray() -> None:
     import ray
 
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
 
 
 def run_per_fit(way: str, prep: Prepared, work: Path, jobs: list[dict[str, Any]]) -> tuple[float, pd.DataFrame]:

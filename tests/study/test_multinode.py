@@ -45,14 +45,14 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         c.shutdown()
 
 
-def _run(cluster: Any, tmp_path: Path) -> pd.DataFrame:
+def _run(cluster: Any, tmp_path: Path, address: str | None = "cluster") -> pd.DataFrame:
     home = tmp_path / "home"
     syn.write_set(Store(home), "shared", n_source=2000, n_target=1500, seed=0)
     spec_file = tmp_path / "multinode.yaml"
     spec_file.write_text(yaml.safe_dump(SPEC))
     os.environ["XFER_HOME"] = str(home)
-    run = run_study(spec_file, study_dir=tmp_path / "study", store=Store(home), address=cluster.address,
-                    report=False)
+    run = run_study(spec_file, study_dir=tmp_path / "study", store=Store(home),
+                    address=cluster.address if address == "cluster" else address, report=False)
     return pd.read_parquet(run.study_dir / "results.parquet")
 
 
@@ -96,3 +96,14 @@ def test_a_worker_node_lost_mid_study_costs_a_retry_not_a_fit(
     assert removed, "no cell finished before the end"
     fits = _fits(res)
     assert len(fits) == len(set(fits)) and set(fits) == _expected()
+
+
+def test_without_an_address_a_study_starts_its_own_ray_even_beside_a_cluster(
+        cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ``--address``: a local instance of its own, even with RAY_ADDRESS pointing at a running
+    cluster on this host (``ray.init()`` without an address would join that one)."""
+    monkeypatch.setenv("XFER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("RAY_ADDRESS", cluster.address)
+    res = _run(cluster, tmp_path, address=None)
+    assert sorted(_fits(res)) == sorted(_expected())
+    assert not set(res["node_id"]) & {w.node_id for w in cluster.workers}

@@ -322,7 +322,10 @@ def _start_ray(env: dict[str, str], address: str | None) -> bool:
         ray.init(address=address, **kw)
     else:
         with _keep_loopback():
-            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, _node_ip_address=LOOPBACK, **kw)
+            # address="local": a new instance even when RAY_ADDRESS is set or a `ray start` cluster
+            # runs on this host (ray.init() with no address would join it)
+            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, _node_ip_address=LOOPBACK,
+                     **kw)
     return True
 
 
