@@ -144,7 +144,7 @@ def test_a_local_ray_is_asked_for_loopback(monkeypatch: pytest.MonkeyPatch) -> N
     assert runner._start_ray(env, "10.0.0.5:6379") is True
     local, remote = calls
     assert local["_node_ip_address"] == runner.LOOPBACK == "127.0.0.1"
-    assert local["include_dashboard"] is False and "address" not in local
+    assert local["include_dashboard"] is False and local["address"] == "local"  # never a cluster found by ray.init()
     assert remote["address"] == "10.0.0.5:6379" and "_node_ip_address" not in remote
     for kw in calls:
         assert kw["runtime_env"] == {"env_vars": {"WANDB_MODE": "offline"}}
