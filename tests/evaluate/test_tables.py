@@ -113,3 +113,18 @@ def test_day_scores_known_answers() -> None:
         day_scores("return", y, y, 1.0)
     with pytest.raises(ValueError, match="target_type"):
         fold_scale("price", y)
+
+
+def test_tables_in_two_processes_equal_tables_in_one(days: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large study's curves, sizing and comparisons come from a spawned process: same numbers."""
+    results = pd.DataFrame({"metric": []})
+    serial = T.all_tables(results, days)
+    monkeypatch.setattr(T, "PARALLEL_DAYS", 0)
+    monkeypatch.setattr(T.os, "cpu_count", lambda: 2)
+    calls: list[int] = []
+    real = T.ProcessPoolExecutor
+    monkeypatch.setattr(T, "ProcessPoolExecutor", lambda *a, **k: calls.append(1) or real(*a, **k))
+    parallel = T.all_tables(results, days)
+    assert calls == [1]  # the second process was used
+    for name in ("verdicts", "curves", "sizing", "comparisons"):
+        pd.testing.assert_frame_equal(parallel[name], serial[name], check_exact=True)
