@@ -348,7 +348,9 @@ def _run_phases(sd: Path, st: Store, spec: StudySpec, all_cells: list[Cell], pen
             _tune(sources_trainable, [[g] for g in groups], sd, st.root, spec, "sources", mode, [])
         clock["phase1"] = time.perf_counter() - t
         workers = _workers(spec, ray.cluster_resources())
-        bundles = bundle_cells(pending, workers)
+        # on a cluster, one cell per trial: an autoscaler sizes itself from pending trials, and
+        # the resources present at start (perhaps a head alone) say nothing about its size
+        bundles = bundle_cells(pending, workers) if address in (None, "local") else [[c.cell_id] for c in pending]
         console.print(f"phase 2: {len(pending)} cell(s) in {len(bundles)} Tune trial(s), "
                       f"{spec.search.trials_per_cell} search trial(s) per cell", highlight=False)
         t = time.perf_counter()
