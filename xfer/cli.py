@@ -572,6 +572,12 @@ def _print_profile(study_dir: Path) -> None:
     out.print(t)
 
 
+def _need_study_dir(study_dir: Path) -> None:
+    if not (study_dir / "spec.json").is_file():
+        raise XferInputError(file=study_dir, field="STUDY_DIR", expected="a study directory (with spec.json)",
+                             found="no spec.json")
+
+
 @study_app.command("resume")
 def study_resume(
     study_dir: Annotated[Path, typer.Argument(help="Directory of an interrupted study.")],
@@ -582,9 +588,7 @@ def study_resume(
     from xfer.hooks import default_hooks
     from xfer.study.runner import run_study
 
-    if not (study_dir / "spec.json").is_file():
-        raise XferInputError(file=study_dir, field="STUDY_DIR", expected="a study directory (with spec.json)",
-                             found="no spec.json")
+    _need_study_dir(study_dir)
     res = run_study(None, study_dir=study_dir, store=_store(store), address=address, console=err,
                     hooks=default_hooks())
     _print_study(res)
@@ -601,9 +605,7 @@ def study_status_cmd(
 
     from xfer.study.status import study_status
 
-    if not (study_dir / "spec.json").is_file():
-        raise XferInputError(file=study_dir, field="STUDY_DIR", expected="a study directory (with spec.json)",
-                             found="no spec.json")
+    _need_study_dir(study_dir)
     st = study_status(study_dir)
     if as_json:
         out.print_json(json.dumps(st.to_dict()))

@@ -58,16 +58,11 @@ from xfer.transfer.strategies import STRATEGIES, all_knobs
 Report = Callable[[dict[str, Any]], None]
 
 
-def relevant_params(cell: Cell) -> list[str]:
-    """The knobs that change this cell's fits (:func:`xfer.study.spec.searched`)."""
-    return searched(cell.strategy, cell.dann)
-
-
 def suggest(spec: StudySpec, cell: Cell, trial: optuna.trial.BaseTrial) -> dict[str, Any]:
     """One config from the cell's search space; a knob's type (registry) decides the distribution."""
     kinds = {**{k: v.kind for k, v in TRAINING_KNOBS.items()}, **{k: v.kind for k, v in all_knobs().items()}}
     params: dict[str, Any] = {}
-    for name in relevant_params(cell):
+    for name in searched(cell.strategy, cell.dann):
         d = spec.search.space.get(name)
         if d is None:
             continue
