@@ -539,6 +539,45 @@ def _estimate(spec: Any, sz: Any) -> str:
             f"start-up not included){warn}")
 
 
+@study_app.command("submit")
+def study_submit(
+    file: Annotated[Path, typer.Argument(help="Study YAML file (checked here first, as `xfer study validate` does).")],
+    address: Annotated[str, typer.Option("--address", help="The cluster's Jobs API: http(s)://HEAD:8265 (the dashboard; reach it through `ray dashboard` or `kubectl port-forward`).")],
+    out_dir: Annotated[str | None, typer.Option("--out", help="Study directory for the cluster: an absolute path on storage every node shares, or an object-store URI (default: the spec's storage, else the cluster's $XFER_HOME/studies/NAME).")] = None,
+    smoke: Annotated[bool, typer.Option("--smoke", help="Tiny budget: 1 seed, 1 trial, 1 fold, 2 fractions, 2 epochs.")] = False,
+    env: Annotated[list[str] | None, typer.Option("--env", help="NAME=VALUE or NAME (this machine's value) for the job's environment, e.g. XFER_HOME=/shared/xfer; repeatable. Credentials (WANDB_API_KEY, *_TOKEN, ...) are refused: Ray logs a job's runtime_env in plain text.")] = None,
+    working_dir: Annotated[Path | None, typer.Option("--working-dir", help="Upload this directory (e.g. the project; .gitignore honoured) with FILE inside it, instead of the study file alone.")] = None,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="--wait: follow the job's logs to its end and exit non-zero unless it succeeded. Default --no-wait: print the job id and how to follow it, and return (a study can run for hours).")] = False,
+    check_markets: Annotated[bool, typer.Option("--check-markets/--no-check-markets", help="Check the study's markets against this machine's store (--store) before submitting.")] = True,
+    store: Annotated[Path | None, typer.Option("--store", help="Store whose catalog the markets are checked against here (default: $XFER_HOME or ~/.xfer); the job uses the cluster's.")] = None,
+) -> None:
+    """Submit a study to a Ray cluster as a Ray Job (Jobs API); the job runs `xfer study run FILE --address auto`."""
+    import os
+
+    from xfer.study.submit import follow, job_env, submit_study
+
+    client, sub = submit_study(file, address, out=out_dir, smoke=smoke, env=job_env(env or [], os.environ),
+                               working_dir=working_dir, store=_store(store) if check_markets else None,
+                               check_markets=check_markets)
+    out.print(f"submitted study {sub.study} as Ray job {sub.job_id} to {sub.address}\n"
+              f"  entrypoint: {sub.entrypoint}\n  study directory (on the cluster): {sub.study_dir}", highlight=False)
+    logs, status, stop, study_status = sub.follow_commands()
+    out.print(f"follow it:\n  {logs}\n  {status}\n  {study_status}   (from a machine that mounts it)\n"
+              f"stop it:\n  {stop}", highlight=False, soft_wrap=True)
+    if not wait:
+        return
+    try:
+        state = follow(client, sub.job_id, lambda s: err.out(s, end="", highlight=False))
+    except KeyboardInterrupt:
+        err.print(f"stopped following; job {sub.job_id} keeps running (`{stop}` stops it)", highlight=False)
+        raise typer.Exit(130) from None
+    if state != "SUCCEEDED":
+        err.print(f"[bold red]job {sub.job_id} {state}[/]: `{logs.replace(' --follow', '')}` shows why; "
+                  "submitting the same study again (same --out) runs only the cells without results", highlight=False)
+        raise typer.Exit(1)
+    out.print(f"job {sub.job_id} SUCCEEDED: results in {sub.study_dir}", highlight=False)
+
+
 @study_app.command("run")
 def study_run(
     file: Annotated[Path, typer.Argument(help="Study YAML file.")],
