@@ -131,6 +131,11 @@ def _set_aside(path: Path, why: str) -> Path:
     return dest
 
 
+def entry_name(key: dict[str, Any], seed: int) -> str:
+    """The cache file name of one seed's weights."""
+    return f"{_key({**key, 'seed': seed})}.pt"
+
+
 def cached_weights(cache: Path, key: dict[str, Any], seeds: list[int], device: torch.device,
                    train: Callable[[list[int]], list[MemberResult]]) -> dict[int, Cached]:
     """Weights per seed from ``cache`` (file = hash of ``key`` + seed); ``train`` fits the missing seeds.
@@ -140,7 +145,7 @@ def cached_weights(cache: Path, key: dict[str, Any], seeds: list[int], device: t
     (truncated, garbled, checksum mismatch) is moved to ``<cache>/corrupt/`` with a warning
     naming it, and retrained.
     """
-    paths = {s: cache / f"{_key({**key, 'seed': s})}.pt" for s in seeds}
+    paths = {s: cache / entry_name(key, s) for s in seeds}
     out: dict[int, Cached] = {}
     for s, path in paths.items():
         if path.is_file():
@@ -274,15 +279,17 @@ def prepare(cfg: TransferConfig, store: Store | None = None, cache_dir: Path | N
     t1 = time.perf_counter()
     src = make_domain({m: mk.mats[m] for m in mk.sources}, mk.cols, cutoff, split.embargo, cfg.source_val_share,
                       bb.window, cfg.torch_device)
+    files: list[str] = []  # the cache entries this preparation reads (its ready marker lists them)
     key_base, weights, source_val = _source(cfg, st, mk, src, folds, cutoff, split.embargo, bb, cache,
-                                            say, with_source)
+                                            say, with_source, files)
     timings["source_s"] = time.perf_counter() - t1
     stages: list[dict[str, Any]] = []
     for label, ids in zip(cfg.chain if with_source else (), mk.stages, strict=False):
-        weights = _stage(cfg, st, mk, label, ids, key_base, stages, weights, cutoff, split.embargo, bb, cache)
+        weights = _stage(cfg, st, mk, label, ids, key_base, stages, weights, cutoff, split.embargo, bb, cache, files)
         say(f"chain stage {label}: val loss {np.mean(stages[-1]['val_loss']):.4f}")
     if with_source:
-        write_text(ready_marker(cfg, st, cache), json.dumps({"target": cfg.target, "sources": list(mk.sources)}))
+        write_text(ready_marker(cfg, st, cache), json.dumps({"target": cfg.target, "sources": list(mk.sources),
+                                                               "files": files}))
     return Context(cfg, mk.target, mk.sources, [m for ids in mk.stages for m in ids], mk.cols, mk.masked, folds,
                    tgt, src, bb, weights, stages,
                    {"val_loss": [source_val[s] for s in sorted(source_val)], "rows": len(src.train),
@@ -290,8 +297,8 @@ def prepare(cfg: TransferConfig, store: Store | None = None, cache_dir: Path | N
 
 
 def _source(cfg: TransferConfig, st: Store, mk: _Markets, src: Domain, folds: list[Fold], cutoff: pd.Timestamp,
-            embargo: int, bb: Backbone, cache: Path, say: Progress,
-            with_source: bool) -> tuple[dict[str, Any], dict[int, Params], dict[int, float]]:
+            embargo: int, bb: Backbone, cache: Path, say: Progress, with_source: bool,
+            files: list[str]) -> tuple[dict[str, Any], dict[int, Params], dict[int, float]]:
     """Pre-train (or load) the source model per seed; DANN pre-training aligns it with the target."""
     aux: AuxTask | None = None
     dann_window = None
@@ -328,6 +335,7 @@ def _source(cfg: TransferConfig, st: Store, mk: _Markets, src: Domain, folds: li
         return Population(bb, cfg.source_train).fit(members, src.data, src.val, aux=aux)
 
     got = cached_weights(cache, key_base, list(range(cfg.seeds)), cfg.torch_device, train)
+    files.extend(entry_name(key_base, s) for s in range(cfg.seeds))
     if all(c.epochs is None for c in got.values()):
         say(f"source models for {cfg.seeds} seed(s) loaded from cache")
     return key_base, {s: c.params for s, c in got.items()}, {s: c.val_loss for s, c in got.items()}
@@ -335,7 +343,7 @@ def _source(cfg: TransferConfig, st: Store, mk: _Markets, src: Domain, folds: li
 
 def _stage(cfg: TransferConfig, st: Store, mk: _Markets, label: str, ids: list[str], key_base: dict[str, Any],
            stages: list[dict[str, Any]], weights: dict[int, Params], cutoff: pd.Timestamp, embargo: int,
-           bb: Backbone, cache: Path) -> dict[int, Params]:
+           bb: Backbone, cache: Path, files: list[str]) -> dict[int, Params]:
     """Fine-tune the previous stage's weights on one intermediate market (or pooled group)."""
     t = time.perf_counter()
     stage_key = {**key_base, "chain_to": label, "stage_markets": {m: fingerprint(st, m) for m in ids},
@@ -351,6 +359,7 @@ def _stage(cfg: TransferConfig, st: Store, mk: _Markets, label: str, ids: list[s
         return Population(bb, cfg.train).fit(members, dom.data, dom.val)
 
     got = cached_weights(cache, stage_key, list(range(cfg.seeds)), cfg.torch_device, train)
+    files.extend(entry_name(stage_key, s) for s in range(cfg.seeds))
     stages.append({"market": label, "markets": ids, "val_loss": [got[s].val_loss for s in sorted(got)],
                    "epochs": [got[s].epochs for s in sorted(got) if got[s].epochs is not None],
                    "seconds": time.perf_counter() - t, "key": _key(stage_key)[:16]})

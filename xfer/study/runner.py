@@ -37,6 +37,7 @@ from xfer.errors import XferInputError
 from xfer.io import check_output_dir, write_text
 from xfer.study import results as R
 from xfer.study.spec import Cell, StudySpec, cells, load
+from xfer.study.storage import StudyStorage, open_storage
 
 CellTracker = Callable[[Path, StudySpec, Cell, str], Any]
 """(study_dir, spec, cell, mode) -> a tracker with ``log(metrics, step)`` and ``finish(summary)``, or None.
@@ -64,17 +65,19 @@ PROFILE_FILE = "profile.json"
 # ----------------------------------------------------------------------- Ray adapter
 
 
-def _report(metrics: dict[str, Any]) -> None:
+def _report(metrics: dict[str, Any], checkpoint: Path | None = None) -> None:
     """The one place that talks to Ray's reporting API (``ray.tune.report`` in Ray >= 2.40).
 
     Never send Tune's reserved keys (``done`` ends the trial on the spot, before the cell
-    has finished its W&B run).
+    has finished its W&B run). ``checkpoint``: a directory Tune persists to its storage and
+    hands the driver (:class:`xfer.study.remote.Collector`).
     """
     from ray import tune
 
     assert not {"done", "training_iteration", "trial_id"} & set(metrics), metrics
 
-    tune.report({k: v for k, v in metrics.items() if isinstance(v, (int, float, bool, str))})
+    tune.report({k: v for k, v in metrics.items() if isinstance(v, (int, float, bool, str))},
+                checkpoint=tune.Checkpoint.from_directory(str(checkpoint)) if checkpoint is not None else None)
 
 
 def _load_spec(study_dir: Path) -> StudySpec:
@@ -146,29 +149,36 @@ def cell_trainable(config: dict[str, Any], cell_tracker: CellTracker | None = No
 @dataclass
 class StudyRun:
     study_dir: Path
+    """Where the study's files are on this machine (a local copy when it lives in an object store)."""
     cells_total: int
     cells_run: int
     seconds: float
     tables: dict[str, Any]
+    location: str = ""
+    """The study directory as given: a path, or an object-store URI."""
 
 
 def default_dir(spec: StudySpec, store: Store) -> Path:
     return store.root / "studies" / spec.name
 
 
-def _tune(trainable: Any, bundles: list[list[str]], study_dir: Path, store_root: Path, spec: StudySpec,
+def _tune(trainable: Any, bundles: list[list[str]], loc: StudyStorage, store_root: Path | None, spec: StudySpec,
           name: str, wandb_mode: str, callbacks: list[Any]) -> Any:
+    """One phase as a Tuner. ``store_root`` None: a shipped phase, whose trials get no path of the
+    driver's (the spec and store travel in the trainable's parameters, :mod:`xfer.study.remote`)."""
     from ray import tune
 
     res = {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial}
+    paths = {} if store_root is None else {"study_dir": str(loc.local), "store_root": str(store_root)}
+    storage_path, storage_fs = loc.tune_storage()
     tuner = tune.Tuner(
         tune.with_resources(trainable, res),
-        param_space={"cell_ids": tune.grid_search(bundles), "study_dir": str(study_dir),
-                     "store_root": str(store_root), "cpus": spec.resources.cpus_per_trial,
+        param_space={"cell_ids": tune.grid_search(bundles), **paths, "cpus": spec.resources.cpus_per_trial,
                      "wandb_mode": wandb_mode},
         tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=spec.resources.max_concurrent),
         run_config=tune.RunConfig(
-            name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(study_dir / "ray"),
+            name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=storage_path,
+            storage_filesystem=storage_fs,
             failure_config=tune.FailureConfig(max_failures=2), verbose=0, callbacks=callbacks,
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         ),
@@ -217,30 +227,45 @@ def check_address(address: str | None, timeout_s: float = 5.0) -> None:
                                   "local instance") from None
 
 
-def _open(spec_path: str | Path | None, study_dir: Path | None, st: Store, smoke: bool) -> tuple[Path, StudySpec]:
+def open_study(where: str | Path, field: str) -> StudyStorage:
+    """A study directory to read or write: a local path as it is, or an object-store URI checked
+    (reachable, bucket exists) and its study pulled into a local staging copy."""
+    loc = open_storage(where, field)
+    if loc.remote:
+        loc.check(field)
+        loc.pull()
+    return loc
+
+
+def _open(spec_path: str | Path | None, study_dir: str | Path | None, st: Store,
+          smoke: bool) -> tuple[StudyStorage, StudySpec]:
     """The study directory and its spec: a new study writes spec.json; a resume reads it."""
     if spec_path is None:
-        if study_dir is None or not (Path(study_dir) / SPEC_FILE).is_file():
+        loc = open_study(study_dir, "STUDY_DIR") if study_dir is not None else None
+        if loc is None or not (loc.local / SPEC_FILE).is_file():
             raise XferInputError(file=study_dir, field="STUDY_DIR", expected=f"a study directory (with {SPEC_FILE})",
                                  found=f"no {SPEC_FILE}")
-        sd = Path(study_dir).expanduser().resolve()
-        return sd, _load_spec(sd)
+        return loc, _load_spec(loc.local)
     spec = load(spec_path, st)
     if smoke:
         spec = spec.smoke()
-    sd = Path(study_dir or spec.storage or default_dir(spec, st)).expanduser().resolve()
-    check_output_dir(sd, "--out" if study_dir else ("storage" if spec.storage else "study directory"))
+    field = "--out" if study_dir else ("storage" if spec.storage else "study directory")
+    loc = open_study(study_dir or spec.storage or default_dir(spec, st), field)
+    sd = loc.local
+    if not loc.remote:
+        check_output_dir(sd, field)
     if (sd / SPEC_FILE).exists():
         old = _load_spec(sd)
         if old != spec:
             raise XferInputError(file=sd, field="--out", expected=f"a new directory or one holding study {spec.name!r}",
                                  found=f"a directory holding study {old.name!r} (different spec)",
-                                 hint=f"use `xfer study resume {sd}` or another --out")
+                                 hint=f"use `xfer study resume {loc}` or another --out")
     sd.mkdir(parents=True, exist_ok=True)
     if not (sd / "study.yaml").exists():
         shutil.copyfile(spec_path, sd / "study.yaml")
     write_text(sd / SPEC_FILE, spec.model_dump_json(indent=2))
-    return sd, spec
+    loc.push_changed()
+    return loc, spec
 
 
 def _is_secret(name: str) -> bool:
@@ -329,14 +354,27 @@ def _start_ray(env: dict[str, str], address: str | None) -> bool:
     return True
 
 
-def _run_phases(sd: Path, st: Store, spec: StudySpec, all_cells: list[Cell], pending: list[Cell], mode: str,
-                env: dict[str, str], address: str | None, hooks: StudyHooks, console: Console,
-                clock: dict[str, float]) -> None:
+PATH_VARS = ("XFER_HOME", "WANDB_DATA_DIR", "WANDB_CACHE_DIR")
+"""Environment variables naming the driver's paths: a shipped run's workers do not get them."""
+
+
+def _run_phases(sd: Path, st: Store, spec: StudySpec, all_cells: list[Cell], pending: list[Cell],
+                mode: str, env: dict[str, str], address: str | None, hooks: StudyHooks, console: Console,
+                clock: dict[str, float], loc: StudyStorage | None = None) -> None:
+    """Phase 1 (sources) and phase 2 (cells) on Ray. On a cluster or with an object-store study
+    directory the phases are *shipped* (:mod:`xfer.study.remote`): trials read no path of the
+    driver's and return their files through Tune; a local study on a local Ray writes directly."""
     import ray
     from ray import tune
 
+    from xfer.study import remote
     from xfer.study.progress import StudyProgress
 
+    loc = loc or open_storage(sd)
+    local_ray = address in (None, "local")
+    shipped = loc.remote or not local_ray
+    if shipped:
+        env = {k: v for k, v in env.items() if k not in PATH_VARS}
     t = time.perf_counter()
     started = _start_ray(env, address)
     clock["ray_start"] = time.perf_counter() - t
@@ -345,18 +383,33 @@ def _run_phases(sd: Path, st: Store, spec: StudySpec, all_cells: list[Cell], pen
         groups = _source_groups(pending, st)
         if groups:
             console.print(f"phase 1: pre-training {len(groups)} source/chain group(s)", highlight=False)
-            _tune(sources_trainable, [[g] for g in groups], sd, st.root, spec, "sources", mode, [])
+            if shipped:
+                from xfer.experiment.prepare import ready_marker
+
+                by_id = {c.cell_id: c for c in pending}
+                ship = remote.Shipment(spec.model_dump_json(), remote.needed_markets(st, pending))
+                markers = {g: str(ready_marker(by_id[g].setup, st)) for g in groups}
+                _tune(tune.with_parameters(remote.shipped_sources, shipment=ship), [[g] for g in groups], loc, None,
+                      spec, "sources", mode, [remote.Collector(loc, st.root, markers)])
+            else:
+                _tune(sources_trainable, [[g] for g in groups], loc, st.root, spec, "sources", mode, [])
         clock["phase1"] = time.perf_counter() - t
         workers = _workers(spec, ray.cluster_resources())
         # on a cluster, one cell per trial: an autoscaler sizes itself from pending trials, and
         # the resources present at start (perhaps a head alone) say nothing about its size
-        bundles = bundle_cells(pending, workers) if address in (None, "local") else [[c.cell_id] for c in pending]
+        bundles = bundle_cells(pending, workers) if local_ray else [[c.cell_id] for c in pending]
         console.print(f"phase 2: {len(pending)} cell(s) in {len(bundles)} Tune trial(s), "
                       f"{spec.search.trials_per_cell} search trial(s) per cell", highlight=False)
         t = time.perf_counter()
-        trainable = tune.with_parameters(cell_trainable, cell_tracker=hooks.cell_tracker)
-        _tune(trainable, bundles, sd, st.root, spec, "cells", mode,
-              [StudyProgress(len(all_cells), len(all_cells) - len(pending))])
+        progress = StudyProgress(len(all_cells), len(all_cells) - len(pending))
+        if shipped:
+            ship = remote.Shipment(spec.model_dump_json(), remote.needed_markets(st, pending),
+                                   remote.needed_cache(st, pending))
+            trainable = tune.with_parameters(remote.shipped_cells, cell_tracker=hooks.cell_tracker, shipment=ship)
+            _tune(trainable, bundles, loc, None, spec, "cells", mode, [progress, remote.Collector(loc, st.root)])
+        else:
+            trainable = tune.with_parameters(cell_trainable, cell_tracker=hooks.cell_tracker)
+            _tune(trainable, bundles, loc, st.root, spec, "cells", mode, [progress])
         clock["phase2"] = time.perf_counter() - t
         clock["workers"] = float(workers)
     finally:
@@ -366,10 +419,13 @@ def _run_phases(sd: Path, st: Store, spec: StudySpec, all_cells: list[Cell], pen
         clock["ray_stop"] = time.perf_counter() - t
 
 
-def run_study(spec_path: str | Path | None = None, *, study_dir: Path | None = None, store: Store | None = None,
+def run_study(spec_path: str | Path | None = None, *, study_dir: str | Path | None = None, store: Store | None = None,
               address: str | None = None, smoke: bool = False, console: Console | None = None,
               report: bool = True, hooks: StudyHooks | None = None) -> StudyRun:
-    """Run (or resume, with ``study_dir`` of an existing study and no ``spec_path``) a study."""
+    """Run (or resume, with ``study_dir`` of an existing study and no ``spec_path``) a study.
+
+    ``study_dir``: a path, or an object-store URI (``s3://bucket/prefix``; :mod:`xfer.study.storage`)
+    staged in a local copy that is uploaded as cells finish and at the end."""
     # Quiet Ray: the legacy reporter honours verbose=0 (the new one still prints a banner).
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
@@ -382,19 +438,23 @@ def run_study(spec_path: str | Path | None = None, *, study_dir: Path | None = N
     st = store or Store()
     t0 = time.perf_counter()
     check_address(address)  # before anything is written
-    sd, spec = _open(spec_path, study_dir, st, smoke)
+    loc, spec = _open(spec_path, study_dir, st, smoke)
+    sd = loc.local
     all_cells = cells(spec)
     done = R.finished_cells(sd, [c.cell_id for c in all_cells],  # unreadable results are set aside
                             lambda m: console.print(m, highlight=False, markup=False, soft_wrap=True))
     pending = [c for c in all_cells if c.cell_id not in done]
     console.print(f"study {spec.name}: {len(all_cells)} cells, {len(all_cells) - len(pending)} done, "
-                  f"{len(pending)} to run -> {sd}", highlight=False)
+                  f"{len(pending)} to run -> {loc}", highlight=False)
     requested = None if spec.tracking.mode == "auto" else spec.tracking.mode
     mode = hooks.resolve_mode(requested) if hooks.resolve_mode else "disabled"
     env = _environment(sd, st, mode)
     clock: dict[str, float] = {"open": time.perf_counter() - t0}
     if pending:
-        _run_phases(sd, st, spec, all_cells, pending, mode, env, address, hooks, console, clock)
+        try:
+            _run_phases(sd, st, spec, all_cells, pending, mode, env, address, hooks, console, clock, loc=loc)
+        finally:
+            loc.push_changed()  # whatever landed, even if the run stops here
     missing = [c.cell_id for c in all_cells if not (sd / "cells" / f"{c.cell_id}.parquet").exists()]
     t = time.perf_counter()
     tables = R.write_tables(sd)
@@ -411,10 +471,11 @@ def run_study(spec_path: str | Path | None = None, *, study_dir: Path | None = N
     clock["report"] = time.perf_counter() - t
     clock["total"] = time.perf_counter() - t0
     write_text(sd / PROFILE_FILE, json.dumps({**clock, "cell_ids": [c.cell_id for c in pending]}, indent=2))
+    loc.push_changed()
     if missing:
         raise RuntimeError(f"{len(missing)} cell(s) did not finish (e.g. {missing[0]}); "
-                           f"run `xfer study resume {sd}` to finish them")
-    return StudyRun(sd, len(all_cells), len(pending), time.perf_counter() - t0, tables)
+                           f"run `xfer study resume {loc}` to finish them")
+    return StudyRun(sd, len(all_cells), len(pending), time.perf_counter() - t0, tables, str(loc))
 
 
 TRIALS_PER_WORKER = 4

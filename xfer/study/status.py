@@ -7,6 +7,9 @@ run against a study a cluster is writing. A cell is
 - ``searching`` when the Optuna journal holds its search but it has no results yet (running now,
   or interrupted: the driver's console or Tune's logs tell which);
 - ``pending`` otherwise.
+
+A study in an object store (``s3://...``) is read from a temporary local copy of its spec,
+journal and results files; nothing is written there.
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ class CellStatus:
 @dataclass
 class StudyStatus:
     name: str
-    study_dir: Path
+    study_dir: Path | str
+    """The directory, or the object-store URI, as given."""
     trials_per_cell: int
     cells: list[CellStatus] = field(default_factory=list)
 
@@ -80,8 +84,30 @@ def _told(study_dir: Path) -> dict[str, int]:
     return out
 
 
-def study_status(study_dir: Path) -> StudyStatus:
+def study_status(study_dir: Path | str) -> StudyStatus:
     """Every cell's state, from ``spec.json``, ``cells/`` and the Optuna journal."""
+    from xfer.study.storage import is_uri
+
+    if is_uri(study_dir):
+        import tempfile
+
+        from xfer.errors import XferInputError
+        from xfer.study.storage import open_storage
+
+        with tempfile.TemporaryDirectory(prefix="xfer-status-") as tmp:
+            loc = open_storage(study_dir, "STUDY_DIR", staging=Path(tmp))
+            loc.check("STUDY_DIR")
+            loc.pull(only=("spec.json", JOURNAL, "cells"))
+            if not (loc.local / "spec.json").is_file():
+                raise XferInputError(file=str(study_dir), field="STUDY_DIR",
+                                     expected="a study directory (with spec.json)", found="no spec.json")
+            st = _status(loc.local)
+        st.study_dir = str(study_dir)
+        return st
+    return _status(Path(study_dir))
+
+
+def _status(study_dir: Path) -> StudyStatus:
     spec = _load_spec(study_dir)
     told = _told(study_dir)
     st = StudyStatus(spec.name, study_dir, spec.search.trials_per_cell)
