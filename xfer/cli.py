@@ -581,7 +581,7 @@ def study_submit(
 @study_app.command("run")
 def study_run(
     file: Annotated[Path, typer.Argument(help="Study YAML file.")],
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Study directory (default: the spec's storage, else $XFER_HOME/studies/NAME).")] = None,
+    out_dir: Annotated[str | None, typer.Option("--out", help="Study directory: a path or an object-store URI such as s3://bucket/prefix (default: the spec's storage, else $XFER_HOME/studies/NAME).")] = None,
     address: Annotated[str | None, typer.Option("--address", help="Ray cluster address (default: a local Ray instance).")] = None,
     smoke: Annotated[bool, typer.Option("--smoke", help="Tiny budget: 1 seed, 1 trial, 1 fold, 2 fractions, 2 epochs.")] = False,
     profile: Annotated[bool, typer.Option("--profile", help="Print where the run's time went (stages and cell parts).")] = False,
@@ -591,8 +591,8 @@ def study_run(
     from xfer.hooks import default_hooks
     from xfer.study.runner import run_study
 
-    res = run_study(file, study_dir=out_dir, store=_store(store), address=address, smoke=smoke, console=err,
-                    hooks=default_hooks())
+    res = run_study(file, study_dir=_study_path(out_dir) if out_dir else None, store=_store(store), address=address,
+                    smoke=smoke, console=err, hooks=default_hooks())
     _print_study(res)
     if profile:
         _print_profile(res.study_dir)
@@ -611,7 +611,16 @@ def _print_profile(study_dir: Path) -> None:
     out.print(t)
 
 
-def _need_study_dir(study_dir: Path) -> None:
+def _study_path(study_dir: str) -> str | Path:
+    """STUDY_DIR / --out as given: an object-store URI stays a string (a Path folds its ``//``)."""
+    from xfer.study.storage import is_uri
+
+    return study_dir if is_uri(study_dir) else Path(study_dir)
+
+
+def _need_study_dir(study_dir: str | Path) -> None:
+    if isinstance(study_dir, str):
+        return  # a URI: checked where it is opened (reachable, holding spec.json)
     if not (study_dir / "spec.json").is_file():
         raise XferInputError(file=study_dir, field="STUDY_DIR", expected="a study directory (with spec.json)",
                              found="no spec.json")
@@ -619,7 +628,7 @@ def _need_study_dir(study_dir: Path) -> None:
 
 @study_app.command("resume")
 def study_resume(
-    study_dir: Annotated[Path, typer.Argument(help="Directory of an interrupted study.")],
+    study_dir: Annotated[str, typer.Argument(help="Directory (or object-store URI) of an interrupted study.")],
     address: Annotated[str | None, typer.Option("--address", help="Ray cluster address.")] = None,
     store: StoreOpt = None,
 ) -> None:
@@ -627,6 +636,7 @@ def study_resume(
     from xfer.hooks import default_hooks
     from xfer.study.runner import run_study
 
+    study_dir = _study_path(study_dir)
     _need_study_dir(study_dir)
     res = run_study(None, study_dir=study_dir, store=_store(store), address=address, console=err,
                     hooks=default_hooks())
@@ -635,7 +645,7 @@ def study_resume(
 
 @study_app.command("status")
 def study_status_cmd(
-    study_dir: Annotated[Path, typer.Argument(help="A study directory (running, interrupted or finished).")],
+    study_dir: Annotated[str, typer.Argument(help="A study directory or object-store URI (running, interrupted or finished).")],
     show_cells: Annotated[bool, typer.Option("--cells", help="One line per cell.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
@@ -644,6 +654,7 @@ def study_status_cmd(
 
     from xfer.study.status import study_status
 
+    study_dir = _study_path(study_dir)
     _need_study_dir(study_dir)
     st = study_status(study_dir)
     if as_json:
@@ -695,22 +706,26 @@ def _print_study(res: Any) -> None:
             s.add_row(r["pair"], r["chain"], r["strategy"], fmt(r["required_fraction"]),
                       f"[{fmt(r['ci_low'])}, {fmt(r['ci_high'])}]", r["rule_of_thumb"])
         out.print(s)
-    out.print(f"report: {res.study_dir / 'report.html'}", highlight=False)
+    out.print(f"report: {(res.location or str(res.study_dir)).rstrip('/')}/report.html", highlight=False)
 
 
 @app.command("report")
 def report_cmd(
-    study_dir: Annotated[Path, typer.Argument(help="Study directory.")],
+    study_dir: Annotated[str, typer.Argument(help="Study directory or object-store URI.")],
     to_wandb: Annotated[bool, typer.Option("--wandb", help="Also publish a W&B Report (needs an API key and network).")] = False,
 ) -> None:
     """Write the study's self-contained HTML report (and optionally a W&B Report)."""
     from xfer.report.html import write_report
+    from xfer.study.runner import open_study
 
+    loc = open_study(_study_path(study_dir), "STUDY_DIR")  # a URI: a local copy to read
+    study_dir = loc.local
     if not (study_dir / "results.parquet").is_file():
-        raise XferInputError(file=study_dir, field="STUDY_DIR", expected="a study directory with results.parquet",
+        raise XferInputError(file=str(loc), field="STUDY_DIR", expected="a study directory with results.parquet",
                              found="no results.parquet")
     path = write_report(study_dir)
-    out.print(f"wrote {path}", highlight=False)
+    loc.push(path)
+    out.print(f"wrote {loc.uri + '/' + path.name if loc.remote else path}", highlight=False)
     if to_wandb:
         from xfer.study.runner import _load_spec
         from xfer.tracking.wandb_report import publish_report

@@ -123,6 +123,16 @@ def test_bad_locations_are_input_errors(s3: str, tmp_path: Path, monkeypatch: py
     assert f"127.0.0.1:{port}" in str(exc.value)
 
 
+def test_cli_keeps_a_uri_whole(s3: str, cli: Any) -> None:
+    """STUDY_DIR / --out as a URI reach the study layer whole (a Path would fold ``s3://`` to ``s3:/``)."""
+    r = cli("study", "status", f"s3://{BUCKET}/nothing/here")
+    assert r.code == 2 and f"s3://{BUCKET}/nothing/here" in r.err and "no spec.json" in r.err, r.err
+    r = cli("study", "resume", "s3://missing-bucket/study")
+    assert r.code == 2 and "no bucket 'missing-bucket'" in r.err and "Traceback" not in r.err, r.err
+    r = cli("report", f"s3://{BUCKET}/nothing")
+    assert r.code == 2 and f"s3://{BUCKET}/nothing" in r.err and "no results.parquet" in r.err, r.err
+
+
 # ----------------------------------------------------------------------- a study on S3, on a cluster
 
 TINY = {"batch_size": 64, "steps_per_epoch": 4, "max_epochs": 2, "patience": 1, "eval_rows": 256}
@@ -155,7 +165,7 @@ def cluster(s3: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_a_study_on_s3_over_nodes_that_share_no_path(cluster: Any, s3: str, tmp_path: Path) -> None:
+def test_a_study_on_s3_over_nodes_that_share_no_path(cluster: Any, s3: str, tmp_path: Path, cli: Any) -> None:
     from xfer.study.runner import run_study
     from xfer.study.status import study_status
 
@@ -211,6 +221,8 @@ def test_a_study_on_s3_over_nodes_that_share_no_path(cluster: Any, s3: str, tmp_
     # status reads S3; a resume finds nothing to run
     st = study_status(uri)
     assert st.finished and st.count("done") == 6 and st.study_dir == uri
+    r = cli("study", "status", uri, "--json")
+    assert r.code == 0 and json.loads(r.out)["done"] == 6, r.err
     again = run_study(None, study_dir=uri, store=Store(home), address=cluster.address, report=False)
     assert again.cells_run == 0
     pd.testing.assert_frame_equal(pq.read_table(f"{base}/results.parquet", filesystem=f).to_pandas(), res)

@@ -162,11 +162,13 @@ def default_dir(spec: StudySpec, store: Store) -> Path:
     return store.root / "studies" / spec.name
 
 
-def _tune(trainable: Any, bundles: list[list[str]], loc: StudyStorage, store_root: Path | None, spec: StudySpec,
-          name: str, wandb_mode: str, callbacks: list[Any]) -> Any:
+def _tune(trainable: Any, bundles: list[list[str]], loc: StudyStorage | Path, store_root: Path | None,
+          spec: StudySpec, name: str, wandb_mode: str, callbacks: list[Any]) -> Any:
     """One phase as a Tuner. ``store_root`` None: a shipped phase, whose trials get no path of the
     driver's (the spec and store travel in the trainable's parameters, :mod:`xfer.study.remote`)."""
     from ray import tune
+
+    loc = loc if isinstance(loc, StudyStorage) else open_storage(loc)
 
     res = {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial}
     paths = {} if store_root is None else {"study_dir": str(loc.local), "store_root": str(store_root)}
