@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -116,15 +121,49 @@ def test_day_scores_known_answers() -> None:
 
 
 def test_tables_in_two_processes_equal_tables_in_one(days: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A large study's curves, sizing and comparisons come from a spawned process: same numbers."""
+    """A large study's curves, sizing and comparisons come from a second process: same numbers."""
     results = pd.DataFrame({"metric": []})
     serial = T.all_tables(results, days)
     monkeypatch.setattr(T, "PARALLEL_DAYS", 0)
     monkeypatch.setattr(T.os, "cpu_count", lambda: 2)
     calls: list[int] = []
-    real = T.ProcessPoolExecutor
-    monkeypatch.setattr(T, "ProcessPoolExecutor", lambda *a, **k: calls.append(1) or real(*a, **k))
-    parallel = T.all_tables(results, days)
+    real = T._start_band_child
+    monkeypatch.setattr(T, "_start_band_child", lambda *a: calls.append(1) or real(*a))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the second process must not have failed
+        parallel = T.all_tables(results, days)
     assert calls == [1]  # the second process was used
     for name in ("verdicts", "curves", "sizing", "comparisons"):
         pd.testing.assert_frame_equal(parallel[name], serial[name], check_exact=True)
+
+
+def test_a_failed_second_process_falls_back_to_this_one(days: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
+    results = pd.DataFrame({"metric": []})
+    serial = T.all_tables(results, days)
+    monkeypatch.setattr(T, "PARALLEL_DAYS", 0)
+    monkeypatch.setattr(T.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(T.sys, "executable", "/bin/false")  # a child that exits 1 and writes nothing
+    with pytest.warns(UserWarning, match="second table process failed"):
+        fallback = T.all_tables(results, days)
+    pd.testing.assert_frame_equal(fallback["curves"], serial["curves"], check_exact=True)
+
+
+def test_an_unguarded_script_gets_its_tables_once(days: pd.DataFrame, tmp_path: Path) -> None:
+    """A script without ``if __name__ == "__main__"`` that computes large tables: the second
+    process must not run the script again (multiprocessing's spawn would re-import it)."""
+    days.to_pickle(tmp_path / "days.pkl")
+    script = tmp_path / "unguarded.py"
+    script.write_text(textwrap.dedent(f"""
+        import pandas as pd
+        from xfer.evaluate import tables as T
+        T.PARALLEL_DAYS = 0
+        T.os.cpu_count = lambda: 2
+        print("script ran")
+        out = T.all_tables(pd.DataFrame({{"metric": []}}), pd.read_pickle({str(tmp_path / "days.pkl")!r}))
+        print("tables", sorted(out))
+    """))
+    run = subprocess.run([sys.executable, "-W", "error::UserWarning", str(script)], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.count("script ran") == 1
+    assert "tables ['comparisons', 'curves', 'predictions', 'results', 'sizing', 'verdicts']" in run.stdout

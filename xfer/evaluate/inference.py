@@ -165,8 +165,10 @@ def stationary_indices(
     starts = rng.integers(0, n_days, size=(n_boot, n_days))
     pos = np.arange(n_days)
     last = np.maximum.accumulate(np.where(new, pos, 0), axis=1)
-    first_day = np.take_along_axis(starts, last, axis=1)
-    return (first_day + (pos - last)) % n_days
+    day = np.take_along_axis(starts, last, axis=1)
+    day += pos - last  # in [0, 2 n_days): wrap round the end without a (slow) integer division
+    day -= n_days * (day >= n_days)
+    return day
 
 
 def _seed_weights(u: np.ndarray, n_seeds: int) -> np.ndarray:

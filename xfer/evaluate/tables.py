@@ -15,11 +15,13 @@ Holm-adjusted p-value over the table's comparisons.
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
+import subprocess
 import sys
+import tempfile
+import warnings
 from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -281,15 +283,28 @@ PARALLEL_DAYS = 100_000
 """Above this many prediction rows, :func:`all_tables` computes the tables in two processes."""
 
 
-def _can_spawn() -> bool:
-    """Whether a spawned process can start here: it re-imports ``__main__`` from its file, which a
-    script read from stdin does not have."""
-    main = getattr(sys.modules.get("__main__"), "__file__", None)
-    return main is None or os.path.isfile(main)
-
-
 def _band_tables(days: pd.DataFrame, metric: str | None) -> dict[str, pd.DataFrame]:
     return {"curves": curves(days, metric), "sizing": sizing(days, metric), "comparisons": comparisons(days, metric)}
+
+
+def _band_child() -> None:
+    """Entry point of the second process (``python -c``): ``argv[1]`` is a directory holding
+    ``in.pkl`` (the days and the metric); it writes ``out.pkl`` (the band tables)."""
+    work = Path(sys.argv[1])
+    days, metric = pd.read_pickle(work / "in.pkl")
+    pd.to_pickle(_band_tables(days, metric), work / "tmp.pkl")
+    os.replace(work / "tmp.pkl", work / "out.pkl")
+
+
+def _start_band_child(days: pd.DataFrame, metric: str | None, work: Path) -> subprocess.Popen[bytes]:
+    """Start a fresh interpreter on :func:`_band_child`. Not ``multiprocessing``: its spawned
+    child re-imports the caller's ``__main__``, so a script that calls a study without an
+    ``if __name__ == "__main__"`` guard would start the study again inside it. Pickle files keep
+    every dtype and value exact."""
+    pd.to_pickle((days, metric), work / "in.pkl")
+    code = "from xfer.evaluate.tables import _band_child; _band_child()"
+    return subprocess.Popen([sys.executable, "-c", code, str(work)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
 
 
 def all_tables(results: pd.DataFrame, days: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -297,15 +312,24 @@ def all_tables(results: pd.DataFrame, days: pd.DataFrame) -> dict[str, pd.DataFr
 
     The tables are bootstrap work on independent seeds (each test has its own), so a large study
     computes the curves, sizing and comparisons in a second process while this one does the
-    verdicts; the numbers are the same either way (tests/experiment/test_identity.py).
+    verdicts; the numbers are the same either way (tests/evaluate/test_tables.py). If the second
+    process fails, this one computes them itself.
     """
     if len(results):
         require_columns(results, RESULTS_COLUMNS, "results")
     metric = str(results["metric"].iloc[0]) if len(results) else None
-    if len(days) < PARALLEL_DAYS or (os.cpu_count() or 1) < 2 or not _can_spawn():
-        return {"results": results, "predictions": days, "verdicts": verdicts(results, days),
-                **_band_tables(days, metric)}
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        bands = pool.submit(_band_tables, days, metric)
-        out = {"results": results, "predictions": days, "verdicts": verdicts(results, days)}
-        return {**out, **bands.result()}
+    out = {"results": results, "predictions": days}
+    if len(days) < PARALLEL_DAYS or (os.cpu_count() or 1) < 2:
+        return {**out, "verdicts": verdicts(results, days), **_band_tables(days, metric)}
+    with tempfile.TemporaryDirectory(prefix="xfer-tables-") as tmp:
+        child = _start_band_child(days, metric, Path(tmp))
+        try:
+            out["verdicts"] = verdicts(results, days)
+        finally:
+            _, err = child.communicate()
+        done = Path(tmp) / "out.pkl"
+        if child.returncode == 0 and done.is_file():
+            return {**out, **pd.read_pickle(done)}
+    warnings.warn(f"the second table process failed (exit {child.returncode}: "
+                  f"{err.decode(errors='replace').strip()[-300:]}); computing its tables here", stacklevel=2)
+    return {**out, **_band_tables(days, metric)}
