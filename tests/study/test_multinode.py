@@ -1,15 +1,24 @@
 """A study on a real multi-node Ray cluster on this machine (``ray.cluster_utils.Cluster``: a head
-that schedules nothing and two 1-CPU worker nodes): trials land on both workers, and a worker node
-removed mid-study costs only a retry: every expected fit is in the results exactly once."""
+that schedules nothing and two 1-CPU worker nodes): trials land on both workers, a worker node
+removed mid-study costs only a retry, and a driver SIGKILLed mid-study is finished by `xfer study
+resume` without recomputing a finished cell: every expected fit is in the results exactly once."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import psutil
 import pytest
 import yaml
 
@@ -56,8 +65,8 @@ def _run(cluster: Any, tmp_path: Path, address: str | None = "cluster") -> pd.Da
     return pd.read_parquet(run.study_dir / "results.parquet")
 
 
-def _expected() -> set[tuple[str, int]]:
-    spec = StudySpec.model_validate(SPEC)
+def _expected(raw: dict[str, Any] = SPEC) -> set[tuple[str, int]]:
+    spec = StudySpec.model_validate(raw)
     return {(c.cell_id, s) for c in cells(spec) for s in range(spec.grid.seeds)}
 
 
@@ -107,3 +116,82 @@ def test_without_an_address_a_study_starts_its_own_ray_even_beside_a_cluster(
     res = _run(cluster, tmp_path, address=None)
     assert sorted(_fits(res)) == sorted(_expected())
     assert not set(res["node_id"]) & {w.node_id for w in cluster.workers}
+
+
+KILL_SPEC = {**SPEC, "name": "killed",
+             "grid": {**SPEC["grid"], "strategies": ["scratch", "head_only"], "fractions": [0.3, 1.0], "seeds": 1}}
+"""4 cells on 2 workers: the driver dies with one written and one mid-search."""
+AGENTS_AND_IDLE = ("ray::IDLE", "ray::DashboardAgent", "ray::RuntimeEnvAgent")
+
+
+def _busy_workers(cluster: Any) -> list[str]:
+    """Titles of the worker processes on the cluster's nodes that run something (the node's agents
+    and idle workers do not): a killed driver's trials are gone once this is empty."""
+    busy = []
+    for node in [cluster.head_node, *cluster.worker_nodes]:
+        for info in node.all_processes.get("raylet", []):
+            with contextlib.suppress(psutil.Error):
+                for p in psutil.Process(info.process.pid).children(recursive=True):
+                    with contextlib.suppress(psutil.Error):
+                        title = " ".join(p.cmdline())
+                        if title.startswith("ray::") and not title.startswith(AGENTS_AND_IDLE):
+                            busy.append(title)
+    return busy
+
+
+def _done_cells(sd: Path) -> dict[str, tuple[int, str]]:
+    """Each finished cell's results file: (mtime in ns, content hash)."""
+    return {p.stem: (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+            for p in sorted((sd / "cells").glob("*.parquet"))}
+
+
+def test_a_driver_killed_mid_study_is_resumed_without_recomputing_finished_cells(
+        cluster: Any, tmp_path: Path) -> None:
+    """`xfer study run --address HEAD` SIGKILLed once a cell (not all) is written; `xfer study resume
+    DIR --address HEAD` runs exactly the others, leaves the finished cells' files as they were, and
+    the results hold every expected fit exactly once."""
+    home = tmp_path / "home"
+    syn.write_set(Store(home), "shared", n_source=2000, n_target=1500, seed=0)
+    spec_file = tmp_path / "multinode.yaml"
+    spec_file.write_text(yaml.safe_dump(KILL_SPEC))
+    env = {**os.environ, "XFER_HOME": str(home), "RAY_AUTH_MODE": "disabled", "WANDB_MODE": "offline",
+           "WANDB_SILENT": "true"}
+    env.pop("WANDB_API_KEY", None)
+    xfer = [sys.executable, "-m", "xfer.cli", "study"]
+    sd = tmp_path / "study"
+    total = len(cells(StudySpec.model_validate(KILL_SPEC)))
+    with open(tmp_path / "killed.log", "wb") as log:
+        proc = subprocess.Popen([*xfer, "run", str(spec_file), "--out", str(sd), "--address", cluster.address],
+                                env=env, start_new_session=True, stdout=log, stderr=log)
+    family: set[int] = set()
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                family |= {c.pid for c in psutil.Process(proc.pid).children(recursive=True)}
+            if list((sd / "cells").glob("*.parquet")):
+                break
+            time.sleep(0.05)
+    finally:
+        for pid in [proc.pid, *family]:  # the driver and whatever it started (the cluster's are not its)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    # the dead driver's trials are killed by the cluster; wait for them before taking stock
+    deadline = time.time() + 60
+    while _busy_workers(cluster) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not _busy_workers(cluster), _busy_workers(cluster)
+    before = _done_cells(sd)
+    assert 1 <= len(before) < total, (len(before), (tmp_path / "killed.log").read_text()[-3000:])
+    assert not (sd / "results.parquet").exists()
+
+    res = subprocess.run([*xfer, "resume", str(sd), "--address", cluster.address], env=env, capture_output=True,
+                         text=True, timeout=240)
+    assert res.returncode == 0, res.stderr[-3000:]
+    after = _done_cells(sd)
+    assert {k: after[k] for k in before} == before  # finished cells untouched: same files, same times
+    ran = json.loads((sd / "profile.json").read_text())["cell_ids"]
+    assert sorted(ran) == sorted(set(after) - set(before)) and len(after) == total
+    fits = _fits(pd.read_parquet(sd / "results.parquet"))
+    assert len(fits) == len(set(fits)) and set(fits) == _expected(KILL_SPEC)
