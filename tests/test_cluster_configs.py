@@ -1,12 +1,16 @@
 """cluster/: the launcher config and the KubeRay RayJob parse, carry the keys the launcher and
-KubeRay need, expose no Ray port publicly, and carry no secret (issue 11's config check)."""
+KubeRay need, expose no Ray port publicly, and carry no secret (issue 11's config check); the
+guide's Jobs API commands are the ones `xfer study submit` runs and prints."""
 
 from __future__ import annotations
 
+import re
 import shlex
+import socket
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from xfer.study.runner import _is_secret
@@ -73,3 +77,45 @@ def test_no_port_is_published_outside_the_cluster() -> None:
         assert "LoadBalancer" not in text.replace("never a LoadBalancer", "")
         assert "0.0.0.0/0" not in text.replace("never open them to 0.0.0.0/0", "")
         assert "--dashboard-host=0.0.0.0" not in text
+
+
+def _guide_commands(section: str) -> list[str]:
+    """The shell commands of a README section's bash block (continuations joined, comments cut)."""
+    text = (CLUSTER / "README.md").read_text()
+    body = text[text.index(f"## {section}"):]
+    block = re.search(r"```bash\n(.*?)```", body, re.S).group(1).replace("\\\n", " ")
+    return [" ".join(line.split("#")[0].split()) for line in block.splitlines() if line.split("#")[0].strip()]
+
+
+def test_the_jobs_api_guide_is_what_submit_runs_and_prints(cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The guide's `xfer study submit` line, sent to a stand-in Jobs API: it passes every local
+    check, runs the study the guide says with the guide's environment, and prints the guide's
+    `ray job` and `xfer study status` lines (with the job's id)."""
+    from xfer.study import submit as S
+
+    cmds = _guide_commands("Ray Jobs API")
+    (line,) = [c for c in cmds if c.startswith("xfer study submit ")]
+    argv = shlex.split(line)
+    guide_address = argv[argv.index("--address") + 1]
+    jobs: list[dict[str, Any]] = []
+
+    class Client:
+        def submit_job(self, **kw: Any) -> str:
+            jobs.append(kw)
+            return "JOB_ID"
+
+    monkeypatch.setattr(S, "_client", lambda address: Client())
+    monkeypatch.chdir(ROOT)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        here = f"http://127.0.0.1:{s.getsockname()[1]}"
+        r = cli(*[here if a == guide_address else a for a in argv[1:]])
+    assert r.code == 0, r.err
+    (job,) = jobs
+    assert job["entrypoint"] == "xfer study run sizing.yaml --address auto --out /shared/xfer/studies/sizing"
+    assert job["entrypoint"] in (CLUSTER / "README.md").read_text()  # the guide says what the job runs
+    assert job["runtime_env"]["env_vars"] == {"XFER_HOME": "/shared/xfer", "WANDB_MODE": "offline", **S.OVERRIDE}
+    printed = {" ".join(x.split("#")[0].split()) for x in r.out.replace(here, guide_address).splitlines()}
+    follow = [c for c in cmds if not c.startswith(("xfer study submit ", "ray dashboard "))]
+    assert follow and set(follow) <= printed, (follow, printed)

@@ -562,7 +562,7 @@ def study_submit(
     out.print(f"submitted study {sub.study} as Ray job {sub.job_id} to {sub.address}\n"
               f"  entrypoint: {sub.entrypoint}\n  study directory (on the cluster): {sub.study_dir}", highlight=False)
     logs, status, stop, study_status = sub.follow_commands()
-    out.print(f"follow it:\n  {logs}\n  {status}\n  {study_status}   (from a machine that mounts it)\n"
+    out.print(f"follow it:\n  {logs}\n  {status}\n  {study_status}    # from a machine that mounts the study directory\n"
               f"stop it:\n  {stop}", highlight=False, soft_wrap=True)
     if not wait:
         return
