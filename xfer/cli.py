@@ -543,7 +543,7 @@ def _estimate(spec: Any, sz: Any) -> str:
 def study_submit(
     file: Annotated[Path, typer.Argument(help="Study YAML file (checked here first, as `xfer study validate` does).")],
     address: Annotated[str, typer.Option("--address", help="The cluster's Jobs API: http(s)://HEAD:8265 (the dashboard; reach it through `ray dashboard` or `kubectl port-forward`).")],
-    out_dir: Annotated[str | None, typer.Option("--out", help="Study directory for the cluster: an absolute path on storage every node shares, or an object-store URI (default: the spec's storage, else the cluster's $XFER_HOME/studies/NAME).")] = None,
+    out_dir: Annotated[str | None, typer.Option("--out", help="Study directory: an absolute path on the head node (the job's driver writes it), or an object-store URI such as s3://bucket/prefix (default: the spec's storage, else the cluster's $XFER_HOME/studies/NAME).")] = None,
     smoke: Annotated[bool, typer.Option("--smoke", help="Tiny budget: 1 seed, 1 trial, 1 fold, 2 fractions, 2 epochs.")] = False,
     env: Annotated[list[str] | None, typer.Option("--env", help="NAME=VALUE or NAME (this machine's value) for the job's environment, e.g. XFER_HOME=/shared/xfer; repeatable. Credentials (WANDB_API_KEY, *_TOKEN, ...) are refused: Ray logs a job's runtime_env in plain text.")] = None,
     working_dir: Annotated[Path | None, typer.Option("--working-dir", help="Upload this directory (e.g. the project; .gitignore honoured) with FILE inside it, instead of the study file alone.")] = None,
@@ -562,7 +562,7 @@ def study_submit(
     out.print(f"submitted study {sub.study} as Ray job {sub.job_id} to {sub.address}\n"
               f"  entrypoint: {sub.entrypoint}\n  study directory (on the cluster): {sub.study_dir}", highlight=False)
     logs, status, stop, study_status = sub.follow_commands()
-    out.print(f"follow it:\n  {logs}\n  {status}\n  {study_status}    # from a machine that mounts the study directory\n"
+    out.print(f"follow it:\n  {logs}\n  {status}\n  {study_status}    # where the study directory is (the head; anywhere for an s3:// one)\n"
               f"stop it:\n  {stop}", highlight=False, soft_wrap=True)
     if not wait:
         return

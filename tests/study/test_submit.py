@@ -131,7 +131,7 @@ def test_an_invalid_study_is_refused_with_file_and_field(cli, tmp_path: Path, li
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--out", "relative/dir"], "--out: expected an absolute path on storage every node of the cluster shares"),
+    (["--out", "relative/dir"], "--out: expected an absolute path on the head node"),
     (["--env", "WANDB_API_KEY"], "--env: expected a variable that holds no credential; found WANDB_API_KEY"),
     (["--env", "HF_TOKEN=abc"], "--env: expected a variable that holds no credential; found HF_TOKEN"),
     (["--env", "NOT_SET_ANYWHERE"], "--env: expected NOT_SET_ANYWHERE set in this environment"),

@@ -7,9 +7,9 @@ joins the cluster the job runs in. Before anything is sent, on this machine:
    default), that accepts a connection and answers as a Ray dashboard;
 2. the study file must pass the check ``xfer study validate`` runs (structure, and the markets
    against this machine's store unless ``check_markets`` is off);
-3. the study directory, when given, must be an absolute path or an object-store URI (the job's
-   working directory is a temporary copy that Ray deletes; the study belongs on storage every
-   node shares).
+3. the study directory, when given, must be an absolute path (on the head, where the job's
+   driver runs and writes the study) or an object-store URI: the job's working directory is a
+   temporary copy that Ray deletes.
 
 What travels with the job: a working directory holding the study file alone (or a directory the
 caller names, e.g. the project), and the environment variables the caller names. A variable
@@ -120,8 +120,8 @@ def check_study(file: Path, store: Store | None, smoke: bool, check_markets: boo
 def _cluster_path(value: str, field_: str, file: Path | None = None) -> str:
     if not value.startswith("/") and "://" not in value:  # a URI: an object store every node reaches
         raise XferInputError(file=file, field=field_,
-                             expected="an absolute path on storage every node of the cluster shares, or an "
-                                      "object-store URI (s3://bucket/prefix)",
+                             expected="an absolute path on the head node (where the job's driver writes the "
+                                      "study) or an object-store URI (s3://bucket/prefix)",
                              found=repr(value),
                              hint="the job runs in a temporary copy of its working directory, which Ray deletes")
     return value
