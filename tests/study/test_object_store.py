@@ -218,6 +218,18 @@ def test_a_study_on_s3_over_nodes_that_share_no_path(cluster: Any, s3: str, tmp_
     driver_cache = {p.name: p.read_bytes() for p in (home / "cache" / "source").glob("*.pt")}
     assert driver_cache and all(node_cache[n] == b for n, b in driver_cache.items())
 
+    # the numbers are those of the cell run in this process, on the driver's store (same bytes, same seeds)
+    import torch
+
+    from tests.study.test_resume import VOLATILE
+    from xfer.study.cell import run_cell
+
+    for c in [c for c in cells(spec) if c.fraction == 0.5 and c.strategy != "full"]:
+        torch.manual_seed(0)
+        here = pd.read_parquet(run_cell(spec, tmp_path / "here", c.cell_id, Store(home)))
+        there = pq.read_table(f"{base}/cells/{c.cell_id}.parquet", filesystem=f).to_pandas()
+        pd.testing.assert_frame_equal(here.drop(columns=VOLATILE), there.drop(columns=VOLATILE))
+
     # status reads S3; a resume finds nothing to run
     st = study_status(uri)
     assert st.finished and st.count("done") == 6 and st.study_dir == uri

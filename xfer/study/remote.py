@@ -116,8 +116,10 @@ def pack_cell(work: Path, cell_id: str, done: list[str]) -> Path:
         if (work / rel).is_file():
             (ckpt / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(work / rel), str(ckpt / rel))
-    if (work / "wandb").is_dir():
-        shutil.move(str(work / "wandb"), str(ckpt / "wandb"))
+    if (work / "wandb").is_dir():  # W&B's symbolic links (latest-run, debug.log) stay behind
+        shutil.copytree(work / "wandb", ckpt / "wandb",
+                        ignore=lambda d, names: [n for n in names if os.path.islink(os.path.join(d, n))])
+        shutil.rmtree(work / "wandb")
     write_text(ckpt / MANIFEST, json.dumps({"kind": "cell", "cell_id": cell_id, "done": done}))
     return ckpt
 
@@ -273,7 +275,8 @@ class Collector(Callback):
             merge_search(ckpt / "optuna.journal", sd / "optuna.journal", cell_id)
             self.storage.push(sd / "optuna.journal", every_s=30.0)
         if (ckpt / "wandb").is_dir():
-            shutil.copytree(ckpt / "wandb", sd / "wandb", dirs_exist_ok=True)
+            shutil.copytree(ckpt / "wandb", sd / "wandb", dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("latest-run"))
         for rel in (f"days/{cell_id}.parquet", f"cells/{cell_id}.parquet"):  # the results file last
             src = ckpt / rel
             if src.is_file():

@@ -31,6 +31,9 @@ SCHEMES = ("s3", "gs", "gcs")
 SKIP_PULL = ("ray", "wandb", "wandb-interrupted")
 """Top-level folders of a remote study that :meth:`StudyStorage.pull` leaves there (Tune's own state,
 W&B run files): a run needs neither to resume."""
+SKIP_PUSH = ("ray/", "wandb/data/", "wandb/cache/")
+"""What :meth:`StudyStorage.push_changed` never uploads: Tune's state (Tune writes it there itself)
+and W&B's staging areas."""
 
 
 def is_uri(where: str | Path) -> bool:
@@ -176,11 +179,19 @@ class StudyStorage:
             if not p.is_file() or p.name.startswith(".") or p.suffix == ".tmp":
                 continue
             rel = self._rel(p)
-            if rel.split("/", 1)[0] == "ray" or self._synced.get(rel) == self._stamp(p):
+            if rel.startswith(SKIP_PUSH) or self._synced.get(rel) == self._stamp(p) or self._linked(p):
                 continue
             self.push(p)
             n += 1
         return n
+
+    def _linked(self, path: Path) -> bool:
+        """Whether ``path`` is, or lies under, a symbolic link (W&B's ``latest-run``): not uploaded."""
+        while path != self.local and path != path.parent:
+            if path.is_symlink():
+                return True
+            path = path.parent
+        return False
 
     def cell_ids(self) -> set[str]:
         """The cells with a results file (``cells/<id>.parquet``), listed where the study lives."""
