@@ -1,14 +1,17 @@
 """One reference workload, three ways, one machine, one run: per-fit Ray Tune (naive and
 hand-tuned) against ``xfer study run``, on the same fits, with the ratios and an agreement check.
 
-    python scripts/bench.py            # full: 480 fits (about 15 min on 2 CPU cores)
+    python scripts/bench.py            # full: 1,920 fits (about 20 min on 2 CPU cores)
     python scripts/bench.py --quick    # 8 fits, a few steps: checks agreement, not speed (CI)
 
-The workload (full mode) is a small sizing study with a learning-rate sweep: 2 pairs
+The workload (full mode) is a sizing study with a learning-rate sweep: 2 pairs
 (``@us_large_cap -> wti``, ``sp500 -> mtum``) x 4 strategies (scratch, head_only, partial, full)
 x 5 target fractions (0.05, 0.1, 0.2, 0.5, 1.0) x 4 learning rates (transfer: 0.03, 0.1, 0.3, 1
-x the source LR, the article's "10x lower" among them; scratch: 3e-4 to 1e-2) x 3 seeds, one
-walk-forward fold: 480 target fits. Each cell (pair, strategy, fraction) keeps the learning rate
+x the source LR, the article's "10x lower" among them; scratch: 3e-4 to 1e-2) x 12 seeds, one
+walk-forward fold: 1,920 target fits, the size of study the project exists for (a sizing study
+is thousands of small fits; 12 seeds is what narrows a required-fraction interval). xfer has
+fixed costs (Ray start, worker start, tables, report: ~25 s here) that a small workload does not
+amortise; ``--scaling`` prints the ratio at 1/4 and 1/2 of the seeds too. Each cell (pair, strategy, fraction) keeps the learning rate
 with the best seed-mean validation loss and scores its fits on the test block. The study's default
 training loop (batch 256, validation after every pass over the rows, patience, best weights kept),
 no permutation importance. The source model is pre-trained once per (pair, seed) before any way
@@ -23,17 +26,18 @@ per trial, so at most ``cpu_count`` trials at once):
   from a ``.pt`` file in each trial, Tune's defaults (``reuse_actors`` off: a fresh worker process
   per trial; default loggers; every checkpoint kept), ``WandbLoggerCallback`` (offline), and
   ``tune.report`` with a checkpoint after every epoch (every validation), as the PyTorch +
-  Ray Tune tutorial does. At ~8 s a fit it would take about an hour for all 480, so in full mode
-  it runs the first pair's cells at fraction 0.2 (4 cells x 4 learning rates x 3 seeds = 48 fits)
-  and its rate is fits per second on those; the output says so on its line;
+  Ray Tune tutorial does. At ~7 s a fit it would take hours for all 1,920, so in full mode
+  it runs the first pair's cells at fraction 0.2 with the first 3 seeds (4 cells x 4 learning
+  rates x 3 seeds = 48 fits) and its rate is fits per second on those; the output says so on its
+  line;
 - **tuned per-fit**: the same trials and the same loop with the known fixes applied by hand:
   ``TuneConfig(reuse_actors=True)``, W&B through ``setup_wandb`` inside the trial (offline, one
   ``log`` of the final metrics), no per-epoch reporting or checkpoints (one final ``tune.report``);
-  all 480 fits;
+  all 1,920 fits;
 - **xfer**: the same fits through ``xfer study run`` (:func:`xfer.study.runner.run_study` on a
   spec this script writes: ``search.sampler: grid`` over the same learning rates,
   ``hooks=xfer.hooks.default_hooks()``, tracking ``offline``): one Tune trial per cell, the cell's
-  learning rates x seeds trained as one population of 12, one W&B run per cell and a summary run,
+  learning rates x seeds trained as one population (48 members), one W&B run per cell and a summary run,
   the verdict tables and ``report.html`` (everything the command does).
 
 Both per-fit ways get the prepared target data through ``tune.with_parameters`` (Tune's way to
@@ -123,6 +127,8 @@ class Workload:
     """The learning-rate grid every cell sweeps (transfer: ratio to the source LR; scratch: its LR)."""
     naive_fraction: float | None = None
     """The naive way runs only the first pair's cells at this fraction (None: every fit); see the doc."""
+    naive_seeds: int | None = None
+    """... and only these first seeds (None: all)."""
 
     def spec(self, name: str, device: str = "cpu") -> dict[str, Any]:
         """The study spec (plain YAML data) of this workload: one fold, one fixed candidate per cell."""
@@ -141,9 +147,9 @@ class Workload:
 
 FULL = Workload(
     pairs=[("@us_large_cap", "wti"), ("sp500", "mtum")], strategies=["scratch", "head_only", "partial", "full"],
-    fractions=[0.05, 0.1, 0.2, 0.5, 1.0], seeds=3, train=TrainConfig(), source_train=TrainConfig(
+    fractions=[0.05, 0.1, 0.2, 0.5, 1.0], seeds=12, train=TrainConfig(), source_train=TrainConfig(
         steps_per_epoch=50, max_epochs=30, patience=4), rate_epochs=(2, 6),
-    lr_ratios=[0.03, 0.1, 0.3, 1.0], scratch_lrs=[3e-4, 1e-3, 3e-3, 1e-2], naive_fraction=0.2)
+    lr_ratios=[0.03, 0.1, 0.3, 1.0], scratch_lrs=[3e-4, 1e-3, 3e-3, 1e-2], naive_fraction=0.2, naive_seeds=3)
 QUICK = Workload(
     pairs=[("sp500", "mtum")], strategies=["scratch", "head_only"], fractions=[0.2, 1.0], seeds=1,
     train=TrainConfig(batch_size=64, steps_per_epoch=5, max_epochs=4, patience=2, min_patience_steps=5),
@@ -401,14 +407,29 @@ class Agreement:
         return self.test_gap <= TOLERANCE and self.other_choice == 0
 
 
-def agreement(way: pd.DataFrame, ref: pd.DataFrame) -> Agreement:
+def agreement(way: pd.DataFrame, ref: pd.DataFrame, choice_ref: pd.DataFrame | None = None) -> Agreement:
     """The per-fit way's fits against xfer's (``ref``: the config each cell's search chose, every seed),
-    on the cells the way ran; a fit missing on either side is an infinite gap."""
+    on the cells and seeds the way ran; a fit missing on either side is an infinite gap.
+
+    The learning rate the way's own validation losses pick is compared with xfer's choice, or,
+    when the way ran only some seeds (the naive subset), with the choice ``choice_ref`` (another
+    per-fit way with every learning rate) makes on those same seeds: a seed-mean over 3 seeds
+    may rightly pick another rate than one over 12."""
     keys = ["pair", "strategy", "fraction"]
-    mean_val = way.groupby([*keys, "lr"], as_index=False)["val_loss"].mean()
-    own = mean_val.loc[mean_val.groupby(keys)["val_loss"].idxmin(), [*keys, "lr"]]
+
+    def pick(frame: pd.DataFrame) -> pd.DataFrame:
+        mean_val = frame.groupby([*keys, "lr"], as_index=False)["val_loss"].mean()
+        return mean_val.loc[mean_val.groupby(keys)["val_loss"].idxmin(), [*keys, "lr"]]
+
+    own = pick(way)
+    ref = ref[ref["seed"].isin(way["seed"].unique())]
     chosen = ref[[*keys, "lr"]].drop_duplicates()
-    picks = pd.merge(own, chosen, on=keys, how="left", suffixes=("", "_ref"))
+    if choice_ref is not None:
+        cells_run = choice_ref.set_index(keys).index.isin(own.set_index(keys).index)
+        against = pick(choice_ref[cells_run & choice_ref["seed"].isin(way["seed"].unique())])
+    else:
+        against = chosen
+    picks = pd.merge(own, against, on=keys, how="left", suffixes=("", "_ref"))
     other = int((~(picks["lr"] - picks["lr_ref"]).abs().le(1e-12 * picks["lr_ref"].abs())).sum())
     same = pd.merge(way, chosen, on=[*keys, "lr"])  # the way's fits of xfer's chosen config
     fits = pd.merge(same, ref[ref.set_index(keys).index.isin(own.set_index(keys).index)],
@@ -524,10 +545,12 @@ def training_step_rate(backbone: Backbone, data: Data, train: range, val: range,
 # ----------------------------------------------------------------------- scaling
 
 
-def scaling(store: Store, work: Path, prep: Prepared, w: Workload, device: str) -> None:
+def scaling(store: Store, work: Path, prep: Prepared, w: Workload, device: str, full_s: float,
+            tuned_rate: float) -> None:
     """Where cost grows linearly and where batching flattens it: the training step against the
-    population size, and ``xfer study run`` wall time against the number of fits (1x, 2x, 4x the
-    workload, by seeds)."""
+    population size, and ``xfer study run`` wall time against the number of fits (1/4, 1/2 and
+    all of the workload's seeds; the full run is the one timed above) beside the tuned per-fit
+    way's time for as many fits at its measured rate (it is one trial per fit, so linear)."""
     ctx = next(iter(prep.contexts.values()))
     data, _, ff = ctx.fold_data(ctx.folds[0], 1.0)
     print("population size -> step time, GFLOP/s (1 thread, batch 256; marginal step time)")
@@ -537,16 +560,21 @@ def scaling(store: Store, work: Path, prep: Prepared, w: Workload, device: str) 
         base = base or r.step_ms
         print(f"  {members:3d} members: {r.step_ms:7.2f} ms/step ({r.step_ms / members:6.3f} ms per member-step, "
               f"{r.step_ms / base:5.1f}x the 1-member step), {r.gflops:5.1f} GFLOP/s = {100 * r.share:3.0f}% of GEMM")
-    print("fits -> xfer study run wall time (the workload with 1x, 2x, 4x its seeds)")
-    for mult in (1, 2, 4):
-        spec = StudySpec.model_validate({**w.spec(f"bench-x{mult}", device), "grid": {
-            **w.spec("x")["grid"], "seeds": w.seeds * mult}})
-        d = work / f"scaling-x{mult}"
-        d.mkdir(parents=True, exist_ok=True)
-        sub = prepare_sources(spec, store, d)  # every seed's source cached before timing, as above
-        n = len(sub.jobs)
-        t, _ = run_xfer(sub, store, d)
-        print(f"  {mult}x: {n:4d} fits in {t:6.1f} s = {n / t:5.2f} fits/s")
+    print("fits -> xfer study run wall time (the workload with 1/4, 1/2 and all of its seeds), and the tuned "
+          "per-fit way at its measured rate")
+    for seeds in (w.seeds // 4, w.seeds // 2, w.seeds):
+        if seeds == w.seeds:
+            n, t = len(prep.jobs), full_s
+        else:
+            spec = StudySpec.model_validate({**w.spec(f"bench-s{seeds}", device), "grid": {
+                **w.spec("x")["grid"], "seeds": seeds}})
+            d = work / f"scaling-s{seeds}"
+            d.mkdir(parents=True, exist_ok=True)
+            sub = prepare_sources(spec, store, d)  # every seed's source cached before timing, as above
+            n = len(sub.jobs)
+            t, _ = run_xfer(sub, store, d)
+        print(f"  {seeds:2d} seeds: {n:4d} fits in {t:6.1f} s = {n / t:5.2f} fits/s; tuned per-fit ~{n / tuned_rate:6.1f} s "
+              f"-> {n / tuned_rate / t:4.1f}x")
 
 
 # ----------------------------------------------------------------------- main
@@ -590,11 +618,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"source pre-training (once, before timing): {prep.seconds:.1f} s")
         first = prep.cells[0].pair.pair_id
         naive_jobs = [j for j in prep.jobs if w.naive_fraction is None or args.skip_naive
-                      or (j["pair"] == first and j["fraction"] == w.naive_fraction)]
+                      or (j["pair"] == first and j["fraction"] == w.naive_fraction
+                          and j["seed"] < (w.naive_seeds or w.seeds))]
         t_naive, naive = run_per_fit("naive", prep, work, naive_jobs) if not args.skip_naive else (math.nan, None)
         naive_rate = len(naive_jobs) / t_naive
         share = "" if len(naive_jobs) == n else (
-            f" [{len(naive_jobs)} of the {n} fits: {first} at fraction {w.naive_fraction:g}; all would take "
+            f" [{len(naive_jobs)} of the {n} fits: {first} at fraction {w.naive_fraction:g}, seeds 0-"
+            f"{(w.naive_seeds or w.seeds) - 1}; all would take "
             f"~{n / naive_rate / 60:.0f} min]")
         print(f"naive per-fit (Tune defaults, WandbLoggerCallback, report+checkpoint per epoch): "
               f"{t_naive:7.1f} s  {naive_rate:6.2f} fits/s{share}")
@@ -610,7 +640,7 @@ def main(argv: list[str] | None = None) -> int:
             raise RuntimeError(f"fit counts differ: naive {len(naive)} (expected {len(naive_jobs)}), tuned {len(tuned)} "
                                f"(expected {n}), xfer {len(xf)} chosen (expected {n // grid})")
         ctx = next(iter(prep.contexts.values()))
-        agree = {name: agreement(df, xf) for name, df in (("naive", naive), ("tuned", tuned))}
+        agree = {"naive": agreement(naive, xf, None if len(naive) == n else tuned), "tuned": agreement(tuned, xf)}
         for name, a in agree.items():
             print(f"{name} vs xfer: max |cell seed-mean test {ctx.metric} gap| {a.test_gap:.2e}, max |fit val loss gap| "
                   f"{a.val_gap:.2e} (tolerance {TOLERANCE:g} on the test metric); cells choosing another "
@@ -621,7 +651,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"training step: {rate.members} members x batch {TrainConfig().batch_size}, "
               f"{rate.flops_per_step / 1e6:.1f} MFLOP per step, {rate.step_ms:.2f} ms per step, {rate.threads} thread")
         if args.scaling:
-            scaling(store, work, prep, w, args.device)
+            scaling(store, work, prep, w, args.device, t_xfer, n / t_tuned)
         gap = max(a.test_gap for a in agree.values())
         ok = all(a.ok for a in agree.values())
         print(f"xfer vs tuned per-fit: {t_tuned / t_xfer:.1f}x (vs naive: {n / t_xfer / naive_rate:.1f}x)")
