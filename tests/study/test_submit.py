@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -35,7 +36,7 @@ BIN = Path(sys.executable).parent
 TINY = {"batch_size": 64, "steps_per_epoch": 3, "max_epochs": 2, "patience": 1, "eval_rows": 256}
 SPEC = {
     "name": "submitted", "pairs": [{"source": "syn_shared_src", "target": "syn_shared_tgt"}],
-    "grid": {"strategies": ["scratch", "head_only", "full"], "fractions": [0.3, 1.0], "seeds": 2,
+    "grid": {"strategies": ["scratch", "head_only"], "fractions": [0.3, 1.0], "seeds": 2,
              "backbone": {"hidden": 8}},
     "search": {"trials_per_cell": 2, "batch_size": 2, "sampler": "random"},
     "evaluation": {"folds": 2, "importance_repeats": 0}, "train": TINY, "source": {"train": TINY},
@@ -232,7 +233,7 @@ def stop_head(temp_dir: Path) -> None:
     for p in procs:
         with contextlib.suppress(psutil.Error):
             p.send_signal(signal.SIGTERM)
-    _, alive = psutil.wait_procs(procs, timeout=10)
+    _, alive = psutil.wait_procs(procs, timeout=3)
     for p in alive:
         with contextlib.suppress(psutil.Error):
             p.kill()
@@ -256,6 +257,7 @@ def head() -> Iterator[str]:
     finally:
         stop_head(temp)
         assert not _ray_processes(temp)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def _expected(spec: StudySpec) -> list[tuple[str, str, float, int, int]]:
@@ -265,28 +267,30 @@ def _expected(spec: StudySpec) -> list[tuple[str, str, float, int, int]]:
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_a_submitted_study_runs_on_the_cluster_to_readable_results(head: str, home: Path, tmp_path: Path) -> None:
+def test_a_submitted_study_runs_on_the_cluster_to_readable_results(cli, head: str, home: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """The guide's commands: `xfer study submit` (no wait), `ray job logs --follow` until the job
-    ends, `ray job status`, `xfer study status`; then every expected fit is in results.parquet once."""
+    ends, `ray job status`, `xfer study status`; then every expected fit is in results.parquet once.
+    The xfer commands run in this process (as the `xfer` script would: same entry point), Ray's as
+    the `ray` script."""
     spec_file = tmp_path / "submitted.yaml"
     spec_file.write_text(yaml.safe_dump(SPEC))
     sd = tmp_path / "study"
     env = {**os.environ, "XFER_HOME": str(home), "RAY_AUTH_MODE": "disabled", "WANDB_MODE": "offline",
            "WANDB_SILENT": "true"}
+    monkeypatch.setenv("XFER_HOME", str(home))
     t0 = time.time()
-    r = subprocess.run([str(BIN / "xfer"), "study", "submit", str(spec_file), "--address", head, "--smoke",
-                        "--out", str(sd), "--env", "XFER_HOME"], env=env, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    job_id = next(w for w in r.stdout.split() if w.startswith("xfer-submitted-smoke-"))
+    r = cli("study", "submit", str(spec_file), "--address", head, "--smoke", "--out", str(sd), "--env", "XFER_HOME")
+    assert r.code == 0, r.err
+    job_id = next(w for w in r.out.split() if w.startswith("xfer-submitted-smoke-"))
     logs = subprocess.run([str(BIN / "ray"), "job", "logs", "--follow", "--address", head, job_id], env=env,
                           capture_output=True, text=True, timeout=240)
     status = subprocess.run([str(BIN / "ray"), "job", "status", "--address", head, job_id], env=env,
                             capture_output=True, text=True, timeout=60)
     assert "succeeded" in status.stdout, (status.stdout[-3000:], logs.stdout[-3000:])
-    st = subprocess.run([str(BIN / "xfer"), "study", "status", str(sd), "--json"], env=env, capture_output=True,
-                        text=True, timeout=60)
+    st = cli("study", "status", str(sd), "--json")
     spec = StudySpec.model_validate(SPEC).smoke()
-    d = json.loads(st.stdout)
+    d = json.loads(st.out)
     assert (d["finished"], d["done"], d["cells"]) == (True, len(cells(spec)), len(cells(spec))), d
     res = pd.read_parquet(sd / "results.parquet")
     fits = sorted(zip(res["pair"], res["strategy"], res["fraction"], res["seed"], res["fold"], strict=True))
