@@ -288,6 +288,9 @@ def test_a_submitted_study_runs_on_the_cluster_to_readable_results(cli, head: st
     status = subprocess.run([str(BIN / "ray"), "job", "status", "--address", head, job_id], env=env,
                             capture_output=True, text=True, timeout=60)
     assert "succeeded" in status.stdout, (status.stdout[-3000:], logs.stdout[-3000:])
+    chunks: list[str] = []  # what `--wait` follows: the job's log stream, then its final state
+    assert S.follow(S._client(head), job_id, chunks.append) == "SUCCEEDED"
+    assert f"[cells {len(cells(StudySpec.model_validate(SPEC).smoke()))}/" in "".join(chunks)
     st = cli("study", "status", str(sd), "--json")
     spec = StudySpec.model_validate(SPEC).smoke()
     d = json.loads(st.out)

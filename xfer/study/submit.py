@@ -27,6 +27,7 @@ import shlex
 import socket
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -220,7 +221,9 @@ def follow(client: Any, job_id: str, write: Callable[[str], Any], poll_s: float 
             write(chunk)
 
     try:
-        asyncio.run(tail())
+        with warnings.catch_warnings():  # Ray's own log-stream call (aiohttp: ssl=None is deprecated)
+            warnings.filterwarnings("ignore", "ssl=None", DeprecationWarning)
+            asyncio.run(tail())
     except (RuntimeError, OSError) as exc:  # the log stream broke: the state still says how it ended
         write(f"[log stream closed: {exc}]\n")
     while True:
