@@ -1,0 +1,141 @@
+"""The transferability pre-screen: its statistics against oracles and known answers, its use of
+training windows only, and the CLI's refusals."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from xfer.data import synthetic as syn
+from xfer.data.store import Store
+from xfer.experiment.config import TransferConfig
+from xfer.experiment.screen import STATISTICS, energy_distance, rank, screen
+
+
+def test_energy_distance_is_scipys_squared_in_one_dimension() -> None:
+    """scipy's ``energy_distance`` is the square root of ``2 E|X-Y| - E|X-X'| - E|Y-Y'|`` (1-D)."""
+    rng = np.random.default_rng(0)
+    for shift in (0.0, 0.3, 2.0):
+        a, b = rng.normal(size=300), rng.normal(shift, 1.5, size=200)
+        assert energy_distance(a[:, None], b[:, None]) == pytest.approx(stats.energy_distance(a, b) ** 2, rel=1e-9)
+    a = rng.normal(size=(100, 5))
+    assert energy_distance(a, a) == pytest.approx(0.0, abs=1e-12)
+    b = rng.normal(size=(120, 5)) + 1.0
+    assert energy_distance(a, b) == pytest.approx(energy_distance(b, a), rel=1e-12)
+    assert energy_distance(a, b) > energy_distance(a, rng.normal(size=(120, 5)))
+
+
+def test_rank_orders_each_statistic_by_its_direction() -> None:
+    t = pd.DataFrame({"source": ["a", "b", "c"], "energy": [0.1, 0.2, 0.3], "coef_cos": [0.9, 0.5, -0.2],
+                      "zero_shot_r2": [0.1, 0.0, -0.1], "probe_acc": [0.52, 0.40, 0.9],
+                      "source_skill": [0.3, 0.2, 0.1]})
+    r = rank(t)
+    assert list(r["source"]) == ["a", "b", "c"] and list(r["rank"]) == [1, 2, 3]
+    assert list(r.set_index("source")["rank_probe_acc"]) == [1.0, 2.0, 3.0]  # |acc - 0.5|: 0.02, 0.10, 0.40
+    assert set(STATISTICS) <= set(r.columns)
+
+
+@pytest.fixture(scope="module")
+def known(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    """A mean-reverting target and three candidates whose relation to it is known by construction:
+    the same dynamics (another draw), the opposite return dynamics with the same volatility
+    dynamics, and no return predictability with different volatility dynamics."""
+    st = Store(tmp_path_factory.mktemp("screen"))
+    trend, reversal = syn.pair_specs("opposite")
+    _, unrelated = syn.pair_specs("unrelated")
+    for seed in (0, 1):
+        syn.write_market(st, f"s{seed}_tgt", reversal, 2500, 100 * seed + 1)
+        syn.write_market(st, f"s{seed}_same", reversal, 5000, 100 * seed + 2)
+        syn.write_market(st, f"s{seed}_opp", trend, 5000, 100 * seed + 3)
+        syn.write_market(st, f"s{seed}_unrel", unrelated, 5000, 100 * seed + 4)
+    return st
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_known_answers_on_returns(known: Store, seed: int) -> None:
+    p = f"s{seed}_"
+    cands = [p + "opp", p + "unrel", p + "same"]
+    t = screen(cands, TransferConfig(source=(cands[0],), target=p + "tgt", target_type="return"), known).set_index("source")
+    assert t.loc[p + "same", "rank"] == 1
+    assert t.loc[p + "same", "coef_cos"] > 0.5 > 0 > t.loc[p + "opp", "coef_cos"]  # same vs opposite relationship
+    assert t.loc[p + "opp", "zero_shot_r2"] < 0 < t.loc[p + "same", "zero_shot_r2"]  # the trend model hurts
+    assert t.loc[p + "same", "source_skill"] > 0.05 > abs(t.loc[p + "unrel", "source_skill"])  # nothing to learn
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_known_answers_on_volatility(known: Store, seed: int) -> None:
+    """Trend and reversal share their GARCH: both beat the candidate with other volatility dynamics."""
+    p = f"s{seed}_"
+    cands = [p + "unrel", p + "opp", p + "same"]
+    t = screen(cands, TransferConfig(source=(cands[0],), target=p + "tgt", target_type="volatility"), known)
+    t = t.set_index("source")
+    assert t.loc[p + "unrel", "rank"] == 3
+    assert t.loc[p + "unrel", "zero_shot_r2"] < min(t.loc[p + "same", "zero_shot_r2"], t.loc[p + "opp", "zero_shot_r2"])
+
+
+def test_only_rows_before_the_first_test_period_are_used(known: Store, tmp_path: Path) -> None:
+    """Scrambling every bar from the target's first test period on changes nothing."""
+    base = TransferConfig(source=("s0_same",), target="s0_tgt", target_type="return")
+    before = screen(["s0_same", "s0_opp"], base, known)
+    frame = known.load("s0_tgt").frame.copy()
+    cut = _first_test_date(base, known)
+    later = frame["date"] >= cut
+    rng = np.random.default_rng(0)
+    frame.loc[later, "close"] = frame.loc[later, "close"].to_numpy() * np.exp(rng.normal(0, 0.2, later.sum()))
+    st = Store(tmp_path)
+    for m in ("s0_same", "s0_opp"):
+        st.add(known.load(m).frame, known.info(m))
+    st.add(frame, known.info("s0_tgt"))
+    after = screen(["s0_same", "s0_opp"], base, st)
+    pd.testing.assert_frame_equal(before, after)
+    # and the scrambling did reach the target's test rows
+    assert not np.allclose(known.load("s0_tgt").frame["close"], st.load("s0_tgt").frame["close"])
+
+
+def _first_test_date(cfg: TransferConfig, st: Store) -> pd.Timestamp:
+    from xfer.data.features import build_features
+    from xfer.data.splits import make_folds
+
+    split = cfg.split.model_copy(update={"horizon": cfg.h, "embargo": max(cfg.h, cfg.split.embargo)})
+    fm = build_features(st.load(cfg.target).frame, cfg.target_type, cfg.h)
+    fold = make_folds(len(fm.data), split)[0]
+    return pd.Timestamp(fm.data["date"].iloc[fold.test.start])
+
+
+def test_cli_ranks_and_writes(known: Store, tmp_path: Path, cli: Callable[..., Any]) -> None:
+    out = tmp_path / "screen.csv"
+    res = cli("pairs", "screen", "s1_opp,s1_same", "--target", "s1_tgt", "--target-type", "return",
+              "--out", str(out), "--store", str(known.root))
+    assert res.code == 0, res.err
+    table = pd.read_csv(out)
+    assert list(table["source"]) == ["s1_same", "s1_opp"] and list(table["rank"]) == [1, 2]
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["s0_same", "--target", "s0_tgt", "--target-type", "price"], "volatility or return"),
+    (["s0_tgt", "--target", "s0_tgt"], "a target that is not one of its sources"),
+    (["nope", "--target", "s0_tgt"], "a market in the catalog"),
+    (["@nogroup", "--target", "s0_tgt"], "a market group"),
+    (["s0_same", "--target", "s0_tgt", "--out", "x.txt"], ".csv or .parquet"),
+])
+def test_cli_refuses_bad_input(known: Store, tmp_path: Path, args: list[str], needle: str,
+                               cli: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    res = cli("pairs", "screen", *args, "--store", str(known.root))
+    assert res.code == 2 and needle in res.err, res.err
+    assert not (tmp_path / "x.txt").exists()
+
+
+def test_cli_refuses_a_source_without_history_before_the_test(tmp_path: Path, cli: Callable[..., Any]) -> None:
+    st = Store(tmp_path / "home")
+    _, reversal = syn.pair_specs("opposite")
+    syn.write_market(st, "long_tgt", reversal, 3000, 1)
+    syn.write_market(st, "young_src", reversal, 600, 2)  # ends with the target: starts long after its first test
+    res = cli("pairs", "screen", "young_src", "--target", "long_tgt", "--store", str(st.root))
+    assert res.code == 2 and "young_src" in res.err and "before the target's first test period" in res.err, res.err
