@@ -139,3 +139,26 @@ def test_cli_refuses_a_source_without_history_before_the_test(tmp_path: Path, cl
     syn.write_market(st, "young_src", reversal, 600, 2)  # ends with the target: starts long after its first test
     res = cli("pairs", "screen", "young_src", "--target", "long_tgt", "--store", str(st.root))
     assert res.code == 2 and "young_src" in res.err and "before the target's first test period" in res.err, res.err
+
+
+def test_screen_vs_gain_statistics_known_answers() -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[2] / "scripts"))
+    import screen_vs_gain as svg
+
+    rows = []
+    for target, n in (("a", 5), ("b", 4)):
+        for i in range(n):  # source i: screen rank i + 1, gain decreasing in i
+            rows.append({"target": target, "source": f"{target}{i}", "score": float(i + 1), "gain": -0.1 * i,
+                         "energy": 0.1 * i, "coef_cos": 1.0 - 0.2 * i, "zero_shot_r2": 0.0 - 0.01 * i,
+                         "probe_acc": 0.5 + 0.05 * i, "source_skill": -0.01 * i})
+    frame = pd.DataFrame(rows)
+    for stat in (*STATISTICS, "score"):
+        assert svg.within_spearman(frame, stat) == pytest.approx(1.0)
+    assert svg.top_hits(frame) == (2, 2)
+    flipped = frame.assign(gain=-frame["gain"])
+    assert svg.within_spearman(flipped, "score") == pytest.approx(-1.0)
+    assert svg.top_hits(flipped) == (0, 2)
+    lo, hi = svg.boot_interval(frame, "score", 200)
+    assert lo == pytest.approx(1.0) and hi == pytest.approx(1.0)  # any resample of a monotone set is monotone
