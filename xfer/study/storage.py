@@ -166,8 +166,9 @@ class StudyStorage:
         if every_s and now - self._last_push.get(rel, -1e18) < every_s:
             return
         stamp = self._stamp(path)
-        with open(path, "rb") as src, self.fs.open_output_stream(f"{self.base}/{rel}") as out:
-            shutil.copyfileobj(src, out)
+        blob = Path(path).read_bytes()  # whole before the stream opens: a failed read uploads nothing
+        with self.fs.open_output_stream(f"{self.base}/{rel}") as out:
+            out.write(blob)
         self._synced[rel], self._last_push[rel] = stamp, now
 
     def push_changed(self) -> int:
