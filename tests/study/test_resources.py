@@ -49,12 +49,22 @@ def test_cells_are_bundled_into_enough_trials_to_keep_every_worker_busy() -> Non
         "name": "b", "pairs": [{"source": "sp500", "target": "mtum"}, {"source": "@us_large_cap", "target": "wti"}],
         "grid": {"fractions": [0.05, 0.1, 0.2, 0.5, 1.0]}})
     pending = cells(spec)  # 2 pairs x 4 strategies x 5 fractions = 40 cells
-    for workers, trials in ((2, 8), (5, 20), (10, 40), (64, 40)):
+    for workers in (1, 2, 5, 10, 64):
         bundles = runner.bundle_cells(pending, workers)
         assert sorted(i for b in bundles for i in b) == sorted(c.cell_id for c in pending)  # each cell once
-        assert len(bundles) == trials, (workers, len(bundles))
+        # enough trials for every worker, and none empty
+        assert len(bundles) >= min(len(pending), runner.TRIALS_PER_WORKER * workers) and all(bundles)
         by_id = {c.cell_id: c for c in pending}
         for b in bundles:  # a bundle shares one preparation: same pair, chain and DANN setting
             assert len({(by_id[i].pair.pair_id, by_id[i].chain_id, by_id[i].dann) for i in b}) == 1
+        sizes = [len(b) for b in bundles]
+        assert sizes[-workers:] == [1] * min(workers, len(sizes))  # the tail: one cell per trial
+        # guided: each bundle is at most its share of the cells left when it was cut
+        left = len(pending)
+        for size in sizes:
+            assert size <= max(1, -(-left // (runner.TRIALS_PER_WORKER * workers)))
+            left -= size
+    sizes = [len(b) for b in runner.bundle_cells(pending, 2)]  # 40 cells, 2 workers: 5 first, 1s last
+    assert sizes[0] == 5 and sizes[-4:] == [1, 1, 1, 1] and len(sizes) < 40
     assert runner._workers(spec.model_copy(update={"resources": spec.resources.model_copy(
         update={"cpus_per_trial": 1, "gpus_per_trial": 0.5, "max_concurrent": 3})}), {"CPU": 16, "GPU": 1}) == 2

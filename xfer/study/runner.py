@@ -497,15 +497,26 @@ def _workers(spec: StudySpec, resources: dict[str, float]) -> int:
 
 def bundle_cells(pending: list[Cell], workers: int) -> list[list[str]]:
     """The cells as Tune trials: bundles of cells that share a preparation (pair, chain, DANN;
-    strategies and fractions in grid order), as many as keeps at least ``TRIALS_PER_WORKER``
-    trials per worker. A trial costs Tune a fraction of a second to start and report; a small
-    cell trains in about as long, so one trial per cell spends much of a study on Tune. A cell's
-    results do not depend on its bundle (:func:`cell_trainable`)."""
-    size = max(1, len(pending) // (TRIALS_PER_WORKER * workers))
+    the larger target fractions first, then grid order), largest bundles first. A trial costs Tune a fraction of a
+    second to start and report; a small cell trains in about as long, so one trial per cell
+    spends much of a study on Tune. But a large last bundle leaves the other workers idle while
+    it runs, so sizes shrink as the study goes (guided self-scheduling: a bundle takes
+    ``1 / (TRIALS_PER_WORKER * workers)`` of the cells still unbundled, at least one): the last
+    trials are single cells. Tune starts trials in this order. A cell's results do not depend
+    on its bundle (:func:`cell_trainable`)."""
     groups: dict[tuple[str, str, bool], list[str]] = {}
-    for c in pending:
+    for c in sorted(pending, key=lambda c: -c.fraction):  # stable: the larger (slower) fits first
         groups.setdefault((c.pair.pair_id, c.chain_id, c.dann), []).append(c.cell_id)
-    return [ids[i: i + size] for ids in groups.values() for i in range(0, len(ids), size)]
+    out: list[list[str]] = []
+    left = len(pending)
+    for ids in groups.values():
+        i = 0
+        while i < len(ids):
+            size = max(1, -(-left // (TRIALS_PER_WORKER * workers)))  # ceil
+            out.append(ids[i: i + size])  # never across a preparation group
+            i += len(out[-1])
+            left -= len(out[-1])
+    return out
 
 
 def _source_groups(pending: list[Cell], store: Store) -> list[str]:
