@@ -257,7 +257,11 @@ def head() -> Iterator[str]:
     finally:
         stop_head(temp)
         assert not _ray_processes(temp)
-        shutil.rmtree(temp, ignore_errors=True)
+        for _ in range(10):  # a process that was dying may still have written a socket there
+            shutil.rmtree(temp, ignore_errors=True)
+            if not temp.exists():
+                break
+            time.sleep(0.5)
 
 
 def _expected(spec: StudySpec) -> list[tuple[str, str, float, int, int]]:
