@@ -111,7 +111,7 @@ CASES: list[Case] = [
          ("--out", "is a file"), setup=_yaml(SMALL)),
     Case("run-out-holds-another-study", ("study", "run", "{tmp}/s.yaml", "--out", "{tmp}/study"),
          ("--out", "holding study 'other'", "xfer study resume"), setup=_other_study),
-    _run_row("ray-client-not-installed", SMALL, "--address", "Ray Client is not installed",
+    _run_row("ray-client-head-not-running", SMALL, "--address", "a running Ray head", "ray://127.0.0.1:1",
              extra=("--address", "ray://127.0.0.1:1")),
     _run_row("ray-head-not-running", SMALL, "--address", "a running Ray head", "127.0.0.1:1",
              extra=("--address", "127.0.0.1:1")),

@@ -3,6 +3,7 @@ reaching Ray Tune's resource request (several cells' populations then share one 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -68,3 +69,19 @@ def test_cells_are_bundled_into_enough_trials_to_keep_every_worker_busy() -> Non
     assert sizes[0] == 5 and sizes[-4:] == [1, 1, 1, 1] and len(sizes) < 40
     assert runner._workers(spec.model_copy(update={"resources": spec.resources.model_copy(
         update={"cpus_per_trial": 1, "gpus_per_trial": 0.5, "max_concurrent": 3})}), {"CPU": 16, "GPU": 1}) == 2
+
+
+def test_a_job_driver_combines_its_env_vars_with_the_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inside a Ray Job (a KubeRay RayJob sets XFER_HOME in its runtime_env), ray.init's env vars
+    repeat the job's; Ray refuses that unless RAY_OVERRIDE_JOB_RUNTIME_ENV=1 (ray/_private/worker.py)."""
+    import ray
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kw: seen.update(kw, override=os.environ.get("RAY_OVERRIDE_JOB_RUNTIME_ENV")))
+    monkeypatch.delenv("RAY_OVERRIDE_JOB_RUNTIME_ENV", raising=False)
+    runner._start_ray({"XFER_HOME": "/shared/xfer"}, "10.0.0.5:6379")
+    assert seen["override"] is None  # a plain driver: nothing changed
+    monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", '{"runtime_env": {"env_vars": {"XFER_HOME": "/shared/xfer"}}}')
+    runner._start_ray({"XFER_HOME": "/shared/xfer"}, "10.0.0.5:6379")
+    assert seen["override"] == "1" and seen["runtime_env"] == {"env_vars": {"XFER_HOME": "/shared/xfer"}}

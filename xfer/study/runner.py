@@ -204,7 +204,7 @@ def check_address(address: str | None, timeout_s: float = 5.0) -> None:
     if scheme not in ("", "ray"):
         raise XferInputError(field=field, expected="HOST:PORT, ray://HOST:PORT, auto or local",
                              found=f"{address!r} (scheme {scheme + '://'!r})",
-                             hint="submit to a Jobs API address (http://HEAD:8265) with `ray job submit`")
+                             hint="submit to a Jobs API address (http://HEAD:8265) with `xfer study submit FILE --address ...`")
     if scheme == "ray":
         from ray._private.utils import get_ray_client_dependency_error
 
@@ -346,6 +346,11 @@ def _start_ray(env: dict[str, str], address: str | None) -> bool:
     kw: dict[str, Any] = {"runtime_env": {"env_vars": {k: v for k, v in env.items() if not _is_secret(k)}},
                           "log_to_driver": False}
     if address and address != "local":
+        if "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ:
+            # the driver of a Ray Job (xfer study submit, ray job submit, a KubeRay RayJob): Ray refuses
+            # a ray.init env var the job's runtime_env also sets (XFER_HOME...) unless told to combine
+            # them; this process's environment already holds the job's values, so ours agree with them
+            os.environ.setdefault("RAY_OVERRIDE_JOB_RUNTIME_ENV", "1")
         ray.init(address=address, **kw)
     else:
         with _keep_loopback():
