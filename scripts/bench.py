@@ -18,7 +18,8 @@ no permutation importance. The source model is pre-trained once per (pair, seed)
 is timed (timed separately and printed); every way starts from those weights.
 
 The three ways (each starts and stops its own local Ray instance inside its timing, 1 CPU
-per trial, so at most ``cpu_count`` trials at once):
+per trial, so at most ``cpu_count`` trials at once; before each clock starts the script waits
+until the previous way's Ray and W&B processes have exited, :func:`settle`):
 
 - **naive**, what the Ray Tune tutorials lead a user to write: one Tune trial per fit
   (pair, strategy, fraction, learning rate, seed), a standard PyTorch loop (a ``DataLoader`` over
@@ -326,7 +327,29 @@ def prepare_sources(spec: StudySpec, store: Store, work: Path) -> Prepared:
 def _start_ray() -> None:
     import ray
 
+    settle()
     ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+
+
+LEFTOVERS = ("raylet", "gcs_server", "ray::", "wandb-core", "wandb-service", "default_worker.py")
+
+
+def settle(timeout_s: float = 60.0) -> None:
+    """Before a way's clock starts, wait until the previous way's processes are gone: Ray's
+    workers and the W&B services of its trials die a few seconds after ``ray.shutdown()``, and
+    while they flush and exit they take CPU from whatever is timed next."""
+    import psutil
+
+    def busy() -> bool:
+        for p in psutil.process_iter(["name", "cmdline"]):
+            text = " ".join([p.info["name"] or "", *(p.info["cmdline"] or [])])
+            if p.pid != os.getpid() and any(k in text for k in LEFTOVERS):
+                return True
+        return False
+
+    end = time.monotonic() + timeout_s
+    while busy() and time.monotonic() < end:
+        time.sleep(0.5)
 
 
 def run_per_fit(way: str, prep: Prepared, work: Path, jobs: list[dict[str, Any]]) -> tuple[float, pd.DataFrame]:
@@ -372,6 +395,7 @@ def run_xfer(prep: Prepared, store: Store, work: Path) -> tuple[float, pd.DataFr
 
     spec_path = work / "bench.yaml"
     spec_path.write_text(yaml.safe_dump(prep.spec.model_dump(mode="json", by_alias=True, exclude={"storage"})))
+    settle()
     t = time.perf_counter()
     run = run_study(spec_path, study_dir=work / "study", store=store, hooks=default_hooks(),
                     console=Console(file=sys.stderr, quiet=True))
