@@ -217,16 +217,23 @@ def check_address(address: str | None, timeout_s: float = 5.0) -> None:
     if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise XferInputError(field=field, expected="HOST:PORT (e.g. 10.0.0.5:6379 or ray://10.0.0.5:10001)",
                              found=repr(address))
+    why = unreachable(host, int(port), timeout_s)
+    if why is not None:
+        raise XferInputError(field=field, expected="a running Ray head that accepts connections",
+                             found=f"{address!r}: {why}",
+                             hint="start the cluster first (see cluster/README.md), or omit --address for a "
+                                  "local instance")
+
+
+def unreachable(host: str, port: int, timeout_s: float) -> str | None:
+    """None when ``host:port`` accepts a TCP connection within ``timeout_s``; else why not."""
     import socket
 
     try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
-            pass
+        with socket.create_connection((host.strip("[]"), port), timeout=timeout_s):
+            return None
     except OSError as exc:
-        raise XferInputError(field=field, expected="a running Ray head that accepts connections",
-                             found=f"{address!r}: {exc.strerror or type(exc).__name__}",
-                             hint="start the cluster first (see cluster/README.md), or omit --address for a "
-                                  "local instance") from None
+        return exc.strerror or type(exc).__name__
 
 
 def open_study(where: str | Path, field: str) -> StudyStorage:

@@ -24,7 +24,6 @@ import asyncio
 import re
 import secrets
 import shlex
-import socket
 import tempfile
 import time
 import warnings
@@ -35,7 +34,7 @@ from typing import Any
 
 from xfer.data.store import Store
 from xfer.errors import XferInputError
-from xfer.study.runner import _is_secret
+from xfer.study.runner import _is_secret, unreachable
 from xfer.study.spec import StudySpec, load, parse
 
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
@@ -78,15 +77,13 @@ def check_jobs_address(address: str, timeout_s: float = 5.0) -> str:
     host, colon, port = hostport.rpartition(":")
     if not colon or not host or "/" in hostport or not port.isdigit() or not 0 < int(port) < 65536:
         raise XferInputError(field=field_, expected=expected, found=repr(address))
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
-            pass
-    except OSError as exc:
+    why = unreachable(host, int(port), timeout_s)
+    if why is not None:
         raise XferInputError(field=field_, expected="a running Ray dashboard (Jobs API) that accepts connections",
-                             found=f"{address!r}: {exc.strerror or type(exc).__name__}",
+                             found=f"{address!r}: {why}",
                              hint="start the head with its dashboard (`ray start --head --dashboard-host=127.0.0.1`) "
                                   "and reach it through `ray dashboard CLUSTER.yaml` or "
-                                  "`kubectl port-forward` (cluster/README.md)") from None
+                                  "`kubectl port-forward` (cluster/README.md)")
     return f"{scheme}://{hostport}"
 
 
