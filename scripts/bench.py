@@ -209,7 +209,12 @@ def fit_trial(config: dict[str, Any], contexts: dict[str, Context]) -> None:
     if not naive:
         from ray.air.integrations.wandb import setup_wandb
 
-        run = setup_wandb(config, project=PROJECT, mode="offline", dir=config["wandb_dir"])
+        # each trial its own directory: wandb's init and finish check for and then remove a
+        # wandb-resume.json in it, which races between concurrent trials sharing one (a trial
+        # failed on it once in 1,920)
+        trial_dir = Path(config["wandb_dir"]) / tune.get_context().get_trial_id()
+        trial_dir.mkdir(parents=True, exist_ok=True)
+        run = setup_wandb(config, project=PROJECT, mode="offline", dir=str(trial_dir))
     ctx = contexts[job["pair"]]
     fold = ctx.folds[0]
     data, _, ff = ctx.fold_data(fold, job["fraction"])

@@ -5,7 +5,8 @@
 For every pair of the study (``studies/findings/screen_pairs.yaml`` is made for it) the measured
 gain is the paired day-level delta of the transfer cells against scratch (``verdicts.parquet``),
 averaged over ``--strategies`` and the study's fractions. The screen (:func:`xfer.experiment.screen.screen`)
-runs on the same pairs with the study's task and split, each target's sources ranked together.
+runs on the same pairs with the study's task and split, each target's sources ranked together
+(the study's own ``screen.parquet`` when it ran with ``screen: true``).
 
 Printed (markdown, ready for RESULTS.md): per pair its gain with its interval and the screen's
 statistics; then, per statistic and for the combined score, the rank correlation with the gain
@@ -25,8 +26,9 @@ import pandas as pd
 from scipy import stats
 
 from xfer.data.store import Store
-from xfer.experiment.screen import STATISTICS, screen
-from xfer.study.spec import StudySpec, cells
+from xfer.experiment.screen import STATISTICS
+from xfer.study.results import SCREEN_FILE, screen_pairs
+from xfer.study.spec import StudySpec
 
 SIGN = {**{k: 1.0 if hi else -1.0 for k, hi in STATISTICS.items()}, "score": -1.0}
 """Sign that makes each statistic 'higher = more promising' (probe_acc: -|acc - 0.5| instead)."""
@@ -38,19 +40,6 @@ def gains(study: Path, strategies: list[str]) -> pd.DataFrame:
     return (v.groupby(["source", "target"], as_index=False)
              .agg(gain=("delta", "mean"), gain_low=("delta_ci_low", "mean"), gain_high=("delta_ci_high", "mean"),
                   verdicts=("verdict", lambda s: ",".join(sorted(set(s))))))
-
-
-def screened(spec: StudySpec, store: Store) -> pd.DataFrame:
-    by_target: dict[str, list[str]] = {}
-    base = {}
-    for c in cells(spec):
-        src = ",".join(c.setup.source)
-        by_target.setdefault(c.setup.target, [])
-        if src not in by_target[c.setup.target]:
-            by_target[c.setup.target].append(src)
-        base[c.setup.target] = c.setup
-    out = [screen(srcs, base[t], store) for t, srcs in by_target.items()]
-    return pd.concat(out, ignore_index=True)
 
 
 def _value(frame: pd.DataFrame, stat: str) -> np.ndarray:
@@ -97,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     spec = StudySpec.model_validate_json((args.study_dir / "spec.json").read_bytes())
     g = gains(args.study_dir, args.strategies.split(","))
-    s = screened(spec, Store(args.store) if args.store else Store())
+    saved = args.study_dir / SCREEN_FILE  # written by the study itself when it ran with screen: true
+    s = pd.read_parquet(saved) if saved.is_file() else screen_pairs(spec, Store(args.store) if args.store else Store())
     frame = s.merge(g, on=["source", "target"], how="inner")
     if len(frame) != len(s):
         print(f"error: {len(s) - len(frame)} screened pair(s) have no verdicts in {args.study_dir}", file=sys.stderr)

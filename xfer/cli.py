@@ -777,6 +777,8 @@ def _print_study(res: Any) -> None:
 def report_cmd(
     study_dir: Annotated[str, typer.Argument(help="Study directory or object-store URI.")],
     to_wandb: Annotated[bool, typer.Option("--wandb", help="Also publish a W&B Report (needs an API key and network).")] = False,
+    figures: Annotated[Path | None, typer.Option(
+        "--figures", help="Also write each of the report's figures as a PNG file in this directory.")] = None,
 ) -> None:
     """Write the study's self-contained HTML report (and optionally a W&B Report)."""
     from xfer.report.html import write_report
@@ -787,9 +789,14 @@ def report_cmd(
     if not (study_dir / "results.parquet").is_file():
         raise XferInputError(file=str(loc), field="STUDY_DIR", expected="a study directory with results.parquet",
                              found="no results.parquet")
-    path = write_report(study_dir)
+    if figures is not None and figures.exists() and not figures.is_dir():
+        raise XferInputError(file=figures, field="--figures", expected="a directory (made if missing)",
+                             found="an existing file")
+    path = write_report(study_dir, figures=figures)
     loc.push(path)
     out.print(f"wrote {loc.uri + '/' + path.name if loc.remote else path}", highlight=False)
+    if figures is not None:
+        out.print(f"wrote {len(list(figures.glob('*.png')))} figure(s) in {figures}", highlight=False)
     if to_wandb:
         from xfer.study.runner import _load_spec
         from xfer.tracking.wandb_report import publish_report

@@ -7,6 +7,7 @@ catch the report drifting away from the contract other tools rely on.
 from __future__ import annotations
 
 import base64
+import html
 import json
 import math
 import re
@@ -331,6 +332,34 @@ def test_every_image_is_an_embedded_png(page: str) -> None:
         assert base64.b64decode(payload, validate=True).startswith(PNG_SIGNATURE)
     sizing_keys = _curves()[["pair", "chain"]].drop_duplicates()
     assert section(page, "curves").count("<img ") >= len(sizing_keys)
+
+
+def test_figures_dir_holds_the_pages_images_byte_for_byte(study: Path, page: str, tmp_path: Path) -> None:
+    figs = tmp_path / "figs"
+    write_report(study, tmp_path / "r.html", figures=figs)
+    alts = re.findall(r'<img alt="([^"]*)"', page)
+    payloads = [base64.b64decode(p) for p in re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)]
+    names = report_html.figure_names([html.unescape(a) for a in alts])
+    assert sorted(p.name for p in figs.iterdir()) == sorted(names) and len(set(names)) == len(alts)
+    for name, payload in zip(names, payloads, strict=True):
+        assert (figs / name).read_bytes() == payload  # the same image the page embeds
+
+
+def test_figure_names_are_slugs_and_unique() -> None:
+    assert report_html.figure_names(["Curve: WTI r2_oos", "curve wti r2 oos", "", "!!"]) == [
+        "curve-wti-r2-oos.png", "curve-wti-r2-oos-2.png", "figure.png", "figure-2.png"]
+
+
+def test_render_failure_writes_no_figures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = make_study(tmp_path / "s")
+
+    def boom(_study: object) -> str:
+        raise RuntimeError("section failed")
+
+    monkeypatch.setattr(report_html, "_importance", boom)
+    with pytest.raises(RuntimeError, match="section failed"):
+        write_report(root, figures=tmp_path / "figs")
+    assert not (tmp_path / "figs").exists()
 
 
 def test_no_network_or_script(page: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -43,6 +44,7 @@ search:
     scratch_lr: {low: 0.0005, high: 0.002, log: true}
 evaluation: {folds: 3, test_share: 0.3, importance_repeats: 0}
 tracking: {mode: offline, project: xfer-test}
+screen: true
 """
 
 RESUME_STUDY = """
@@ -124,6 +126,16 @@ def test_verdict_matrix_and_wandb_files(home: Path, env: dict[str, str], tmp_pat
     assert r.code == 0, r.err
     page = (sd / "report.html").read_text()
     assert "syn_opposite_tgt" in page and "negative" in page and "data:image/png;base64" in page
+    # screen: true: the pre-screen of each target's sources, before any training; by
+    # construction the shared pair's feature -> label relation agrees and the opposite one's is
+    # reversed (one source per target: each is ranked 1)
+    scr = pd.read_parquet(sd / "screen.parquet").set_index("target")
+    assert sorted(scr.index) == ["syn_opposite_tgt", "syn_shared_tgt"] and (scr["rank"] == 1).all()
+    assert scr.loc["syn_shared_tgt", "coef_cos"] > 0.5 and scr.loc["syn_opposite_tgt", "coef_cos"] < 0, scr
+    assert scr.loc["syn_shared_tgt", "zero_shot_r2"] > scr.loc["syn_opposite_tgt", "zero_shot_r2"]
+    assert '<h2>Transferability pre-screen</h2>' in page and 'href="#screen"' in page
+    prof = json.loads((sd / "profile.json").read_text())
+    assert prof["screen"] > 0 and prof["screen"] < prof["phase1"] + prof["phase2"]
 
 
 def _digest(p: Path) -> str:

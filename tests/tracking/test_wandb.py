@@ -364,6 +364,34 @@ def test_cell_run_round_trips_config_history_and_summary(tmp_path: Path) -> None
     assert read_run(next(run.run_dir.glob("run-*.wandb"))).config == config
 
 
+def test_runs_sharing_a_wandb_dir_start_and_finish_under_one_lock(tmp_path: Path) -> None:
+    """wandb checks for and then removes <dir>/wandb/wandb-resume.json at init and at finish; two
+    cells finishing at once in one study directory could both see it, and the second remove
+    raised FileNotFoundError (seen once in 1,920 concurrent per-fit trials). xfer holds an flock
+    on a file in that directory around both: a finish waits while another process holds it."""
+    import fcntl
+    import threading
+
+    from xfer.tracking.wandb_log import LOCK_NAME
+
+    run = CellRun(tmp_path / "s", project="xfer-test", entity=None, mode="offline", group="g",
+                  name="cell-lock", config={"k": 1})
+    run.__enter__()
+    lock = tmp_path / "s" / "wandb" / LOCK_NAME
+    assert lock.is_file()  # created by the init, which took it
+    done = threading.Event()
+    with open(lock, "a") as other:  # another process's hold: its own open file description
+        fcntl.flock(other, fcntl.LOCK_EX)
+        t = threading.Thread(target=lambda: (run.finish(summary={"x": 1}), done.set()))
+        t.start()
+        blocked = not done.wait(1.0)
+        fcntl.flock(other, fcntl.LOCK_UN)
+    t.join(timeout=60)
+    assert blocked, "run.finish() did not wait for the lock"
+    assert done.is_set() and run.finished
+    assert read_run(run.run_dir).finished
+
+
 def test_cell_run_that_raises_is_marked_failed(tmp_path: Path) -> None:
     with (
         pytest.raises(ValueError, match="boom"),

@@ -158,7 +158,7 @@ def screen(sources: list[str], base: TransferConfig, store: Store) -> pd.DataFra
     torch.set_num_threads(1)  # small matrices: one thread is fastest, and far faster on a busy machine
     try:
         for s in sources:
-            cfg = base.model_copy(update={"source": (s,)})
+            cfg = base.model_copy(update={"source": tuple(s.split(","))})  # "a,b": one multi-market candidate
             sides = _sides(cfg, store, features)
             rows.append({"source": s, "target": base.target, "n_source_rows": len(sides.src_fit[0]),
                          "n_target_rows": len(sides.tgt_fit[0]), "n_features": len(sides.features),

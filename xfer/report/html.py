@@ -26,7 +26,9 @@ import html
 import io
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -47,7 +49,7 @@ from xfer.evaluate.contract import (
     STRATEGY_ORDER,
     VERDICT_COLUMNS,
 )
-from xfer.io import write_text
+from xfer.io import atomic_write, write_text
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -337,12 +339,32 @@ def _figure(width: float, height: float) -> Figure:
     return fig
 
 
+_FIGURES: ContextVar[list[tuple[str, bytes]] | None] = ContextVar("xfer_report_figures", default=None)
+"""While :func:`render_report` runs with ``figures=``: every figure's (alt text, PNG bytes), in page order."""
+
+
 def _img(fig: Figure, alt: str) -> str:
     """Embed a figure as a base64 PNG so the page needs no sibling files."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
+    sink = _FIGURES.get()
+    if sink is not None:
+        sink.append((alt, buf.getvalue()))
     data = base64.b64encode(buf.getvalue()).decode("ascii")
     return f'<img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
+
+
+def figure_names(alts: Sequence[str]) -> list[str]:
+    """A file name per figure: its alt text as a slug (``curve wti r2_oos`` -> ``curve-wti-r2-oos.png``),
+    numbered when two figures share one."""
+    names: list[str] = []
+    for alt in alts:
+        slug = re.sub(r"[^a-z0-9]+", "-", alt.lower()).strip("-") or "figure"
+        name, n = f"{slug}.png", 2
+        while name in names:
+            name, n = f"{slug}-{n}.png", n + 1
+        names.append(name)
+    return names
 
 
 def _colour(strategy: str) -> str:
@@ -398,7 +420,8 @@ def _header(study: Study) -> str:
         ("Fractions", ", ".join(fmt_fraction(f) for f in sorted(r["fraction"].unique()))),
     ]
     rows = "\n".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts)
-    toc = "".join(f'<li><a href="#{a}">{_e(t)}</a></li>' for a, t in _TOC)
+    sections = [*_TOC, *([("screen", "Transferability pre-screen")] if (study.root / "screen.parquet").is_file() else [])]
+    toc = "".join(f'<li><a href="#{a}">{_e(t)}</a></li>' for a, t in sections)
     return (f"<header>\n<h1>{_e(study.name)}</h1>\n<table class=\"facts\">{rows}</table>\n"
             f"<nav><ol>{toc}</ol></nav>\n</header>")
 
@@ -899,6 +922,34 @@ def _hyperparameters(study: Study) -> str:
     return _section("hyperparameters", title, intro + _table(headers, rows))
 
 
+def _screen(study: Study) -> str:
+    """Section 10, only for a study run with ``screen: true``: the pre-screen's ranking of each
+    target's sources (computed before any fine-tuning), beside the measured gain over scratch."""
+    path = study.root / "screen.parquet"
+    if not path.is_file():
+        return ""
+    frame = _read_parquet(path)
+    if missing := _missing(frame, ("source", "target", "rank", "score")):
+        raise _stale(study.root, [(path, missing)])
+    verdicts = study.tables.get("verdicts")
+    gain: dict[tuple[str, str], float] = {}
+    if verdicts is not None and {"source", "target", "delta", "chain"} <= set(verdicts.columns):
+        v = verdicts[(verdicts["chain"] == "direct") & (verdicts["dann_weight"] == 0)]
+        gain = {(str(k[0]), str(k[1])): float(x) for k, x in v.groupby(["source", "target"])["delta"].mean().items()}
+    stats = [c for c in ("energy", "coef_cos", "zero_shot_r2", "probe_acc", "source_skill") if c in frame.columns]
+    rows = [[_td(r["target"]), _td(r["source"]), _td(int(r["rank"])), _td(fmt_general(r["score"])),
+             *[_td(fmt_general(r[c])) for c in stats],
+             _td(fmt_general(gain[str(r["source"]), str(r["target"])]) if (str(r["source"]), str(r["target"])) in gain
+                 else "")]
+            for r in frame.sort_values(["target", "rank"]).to_dict("records")]
+    intro = _note("Computed before any fine-tuning, from the training windows only (xfer pairs screen; "
+                  "rank 1 = most promising). 'measured gain' is the mean delta vs scratch over the "
+                  "study's transfer cells of that pair (verdicts.parquet). RESULTS.md measures how well "
+                  "the screen predicts it on the embedded data.")
+    return _section("screen", "Transferability pre-screen",
+                    intro + _table(["target", "source", "rank", "score", *stats, "measured gain"], rows))
+
+
 _TOC = (
     ("headline", "Headline: transfer vs scratch"),
     ("matrix", "Negative-transfer verdict matrix"),
@@ -929,8 +980,18 @@ img { max-width: 100%; display: block; margin: .5em 0 1.5em; }
 """
 
 
-def render_report(study_dir: Path) -> str:
-    """The report's HTML text; raises before anything is written if the study is unreadable."""
+def render_report(study_dir: Path, figures: list[tuple[str, bytes]] | None = None) -> str:
+    """The report's HTML text; raises before anything is written if the study is unreadable.
+
+    ``figures``: a list that receives every figure as (alt text, PNG bytes), in page order."""
+    token = _FIGURES.set(figures)
+    try:
+        return _render(study_dir)
+    finally:
+        _FIGURES.reset(token)
+
+
+def _render(study_dir: Path) -> str:
     study = load_study(study_dir)
     sections = [
         _header(study),
@@ -942,6 +1003,7 @@ def render_report(study_dir: Path) -> str:
         _periods_regimes(study),
         _importance(study),
         _hyperparameters(study),
+        _screen(study),
     ]
     body = "\n".join(sections)
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -949,16 +1011,23 @@ def render_report(study_dir: Path) -> str:
             f"<body>\n{body}\n</body>\n</html>\n")
 
 
-def write_report(study_dir: Path, out: Path | None = None) -> Path:
+def write_report(study_dir: Path, out: Path | None = None, figures: Path | None = None) -> Path:
     """Write the report (default ``study_dir/report.html``) and return its path.
 
     Rendering finishes in memory first and the file is written to a temporary sibling and
     renamed, so a failure never leaves a half-written or stale-looking report behind.
+    ``figures``: also write each of the report's figures as a PNG file in this directory (the
+    same images the page embeds; names from :func:`figure_names`).
     """
-    text = render_report(study_dir)
+    pngs: list[tuple[str, bytes]] | None = [] if figures is not None else None
+    text = render_report(study_dir) if pngs is None else render_report(study_dir, pngs)
     target = Path(out) if out is not None else Path(study_dir) / REPORT_NAME
+    if figures is not None and pngs is not None:
+        figures.mkdir(parents=True, exist_ok=True)
+        for name, (_, png) in zip(figure_names([a for a, _ in pngs]), pngs, strict=True):
+            atomic_write(figures / name, lambda tmp, png=png: Path(tmp).write_bytes(png))
     write_text(target, text)
     return target
 
 
-__all__ = ["REPORT_NAME", "Study", "load_study", "render_report", "write_report"]
+__all__ = ["REPORT_NAME", "Study", "figure_names", "load_study", "render_report", "write_report"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
@@ -20,6 +21,10 @@ import pyarrow.parquet as pq
 from xfer.evaluate import tables as T
 from xfer.evaluate.contract import PREDICTION_COLUMNS, RESULTS_COLUMNS
 from xfer.io import move_aside, write_parquet
+
+if TYPE_CHECKING:
+    from xfer.data.store import Store
+    from xfer.study.spec import StudySpec
 
 
 def unreadable(path: Path) -> str | None:
@@ -99,6 +104,7 @@ def write_tables(study_dir: Path) -> dict[str, pd.DataFrame]:
 
 PROFILE_LABELS = {
     "open": "open: spec, checks, study directory",
+    "screen": "pre-screen (screen: true)",
     "ray_start": "Ray start",
     "phase1": "phase 1: source pre-training (Tune)",
     "phase2": "phase 2: cells (Tune), wall",
@@ -145,7 +151,7 @@ def profile(study_dir: Path) -> pd.DataFrame:
         cell_sums = {c.removeprefix("time_").removesuffix("_s"): float(per_cell[c].sum()) / workers for c in parts}
     else:
         cell_sums = {}
-    for key in ("open", "ray_start", "phase1", "phase2"):
+    for key in ("open", "screen", "ray_start", "phase1", "phase2"):
         if key in stages:
             rows.append((key, float(stages[key])))
     if cell_sums and "phase2" in stages:
@@ -158,3 +164,35 @@ def profile(study_dir: Path) -> pd.DataFrame:
     total = float(stages.get("total", 0.0)) or 1.0
     return pd.DataFrame({"stage": [PROFILE_LABELS.get(k, k) for k, _ in rows], "key": [k for k, _ in rows],
                          "seconds": [v for _, v in rows], "share": [v / total for _, v in rows]})
+
+
+SCREEN_FILE = "screen.parquet"
+
+
+def screen_pairs(spec: StudySpec, store: Store) -> pd.DataFrame:
+    """The pre-screen (:func:`xfer.experiment.screen.screen`) of every target's sources in the study,
+    each target's sources ranked together, with the study's task and split; chains are screened by
+    their first market (the one the model is pre-trained on)."""
+    from xfer.experiment.screen import screen
+    from xfer.study.spec import cells
+
+    by_target: dict[str, list[str]] = {}
+    base = {}
+    for c in cells(spec):
+        src = ",".join(c.setup.source)
+        if src not in by_target.setdefault(c.setup.target, []):
+            by_target[c.setup.target].append(src)
+        base.setdefault(c.setup.target, c.setup)
+    return pd.concat([screen(srcs, base[t], store) for t, srcs in by_target.items()], ignore_index=True)
+
+
+def write_screen(study_dir: Path, spec: StudySpec, store: Store) -> pd.DataFrame | None:
+    """``screen.parquet`` of a study with ``screen: true`` (computed once; a resume keeps it)."""
+    path = study_dir / SCREEN_FILE
+    if not spec.screen:
+        return None
+    if path.is_file():
+        return pd.read_parquet(path)
+    table = screen_pairs(spec, store)
+    write_parquet(table, path)
+    return table

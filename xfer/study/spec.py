@@ -234,6 +234,9 @@ class StudySpec(_Strict):
     resources: Resources = Resources()
     tracking: Tracking = Tracking()
     storage: str | None = Field(default=None, description="Study directory (default under the store).")
+    screen: bool = Field(default=False, description=(
+        "Before any training, rank each target's sources with the transferability pre-screen "
+        "(xfer pairs screen: statistics on the training windows only) into screen.parquet."))
 
     @field_validator("name")
     @classmethod

@@ -260,6 +260,33 @@ def _settings(*, system_metrics: bool) -> Any:
     )
 
 
+LOCK_NAME = ".xfer-wandb.lock"
+"""Lock file in ``<study_dir>/wandb`` held around ``wandb.init`` and ``run.finish``."""
+
+
+@contextlib.contextmanager
+def _runs_lock(wandb_dir: Path) -> Any:
+    """Serialise W&B run starts and finishes of processes that share one ``wandb`` directory.
+
+    wandb (0.2x-0.31) checks for ``<dir>/wandb/wandb-resume.json`` and then removes it, both at
+    init and at finish; two runs of one study finishing at the same moment (concurrent cells on
+    one node) can both see the file and the second ``os.remove`` raises ``FileNotFoundError``,
+    aborting that run's finish. An advisory ``flock`` on a file in the same directory makes each
+    check-and-remove atomic among xfer's processes (a no-op where ``fcntl`` does not exist)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    wandb_dir.mkdir(parents=True, exist_ok=True)
+    with open(wandb_dir / LOCK_NAME, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def _init_run(
     study_dir: Path,
     *,
@@ -291,7 +318,8 @@ def _init_run(
         "settings": _settings(system_metrics=system_metrics),
     }
     try:
-        return wandb.init(mode=mode, **kwargs)
+        with _runs_lock(study_dir / "wandb"):
+            return wandb.init(mode=mode, **kwargs)
     except Exception as exc:
         if mode != "online":
             raise
@@ -301,7 +329,8 @@ def _init_run(
             RuntimeWarning,
             stacklevel=3,
         )
-        return wandb.init(mode="offline", **kwargs)
+        with _runs_lock(study_dir / "wandb"):
+            return wandb.init(mode="offline", **kwargs)
 
 
 FLUSH_TIMEOUT_S = 30.0
@@ -319,7 +348,8 @@ def _finish(run: Run, exit_code: int | None = None) -> None:
 
     offline = bool(run.offline)
     run_dir = Path(run.dir).parent
-    run.finish(exit_code=exit_code)
+    with _runs_lock(run_dir.parent):  # <study_dir>/wandb
+        run.finish(exit_code=exit_code)
     if offline and not wait_until_complete(run_dir, timeout=FLUSH_TIMEOUT_S):
         warnings.warn(
             f"W&B run log {run_dir} not complete {FLUSH_TIMEOUT_S:g} s after finish",
