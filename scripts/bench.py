@@ -1,8 +1,9 @@
 """One reference workload, three ways, one machine, one run: per-fit Ray Tune (naive and
 hand-tuned) against ``xfer study run``, on the same fits, with the ratios and an agreement check.
 
-    python scripts/bench.py            # full: 1,920 fits (about 20 min on 2 CPU cores)
-    python scripts/bench.py --quick    # 8 fits, a few steps: checks agreement, not speed (CI)
+    python scripts/bench.py              # full: 1,920 fits (about 20-25 min on 2 CPU cores)
+    python scripts/bench.py --quick      # 8 fits, a few steps: checks agreement, not speed (CI)
+    python scripts/bench.py --step-only  # only the training-step line (about a minute)
 
 The workload (full mode) is a sizing study with a learning-rate sweep: 2 pairs
 (``@us_large_cap -> wti``, ``sp500 -> mtum``) x 4 strategies (scratch, head_only, partial, full)
@@ -626,6 +627,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="also print step time against population size and xfer wall time against fits (1x/2x/4x)")
     ap.add_argument("--skip-naive", action="store_true",
                     help="development only: leave out the naive way (~17 min of the full run); not for quoted figures")
+    ap.add_argument("--step-only", action="store_true",
+                    help="only the training-step line (the full workload's model and target, 1 seed; about a minute)")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                     help="cpu (default; hides any GPU) or cuda: every way trains on the GPU, "
                          f"{GPU_SHARE:g} of it per trial, and the GEMM rate is the GPU's")
@@ -636,6 +639,8 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --device cuda: torch sees no CUDA device (torch.cuda.is_available() is False)", file=sys.stderr)
         return 2
     w = QUICK if args.quick else FULL
+    if args.step_only:
+        w = replace(w, seeds=1)  # the step needs one source and the target's rows, not the sweep
     work = args.keep or Path(tempfile.mkdtemp(prefix="xfer-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     os.environ["WANDB_MODE"] = "offline"
@@ -645,6 +650,16 @@ def main(argv: list[str] | None = None) -> int:
     spec = StudySpec.model_validate(w.spec("bench-quick" if args.quick else "bench", args.device))
     try:
         prep = prepare_sources(spec, store, work)
+        if args.step_only:
+            ctx = next(iter(prep.contexts.values()))
+            data, _, ff = ctx.fold_data(ctx.folds[0], 1.0)
+            rate = training_step_rate(ctx.backbone, data, ff.train, ff.val, batch=TrainConfig().batch_size,
+                                      epochs=w.rate_epochs)
+            print(f"training step: {rate.members} members x batch {TrainConfig().batch_size}, "
+                  f"{rate.flops_per_step / 1e6:.1f} MFLOP per step, {rate.step_ms:.2f} ms per step, {rate.threads} thread")
+            print(f"training step: {rate.gflops:.1f} GFLOP/s = {100 * rate.share:.0f}% of the measured GEMM rate "
+                  f"({rate.gemm_gflops:.1f} GFLOP/s)")
+            return 0
         n = len(prep.jobs)
         print(f"command: python scripts/bench.py{''.join(' ' + a for a in (argv if argv is not None else sys.argv[1:]))}")
         gpu = f", {torch.cuda.get_device_name(0)}, {GPU_SHARE:g} GPU per trial" if args.device == "cuda" else ""

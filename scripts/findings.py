@@ -1,5 +1,6 @@
 """RESULTS.md tables from one study directory: data sizing, LR ratio, importance, regimes.
 
+    python scripts/findings.py verdicts STUDY_DIR    # every transfer cell against scratch and the best baseline
     python scripts/findings.py sizing STUDY_DIR      # required fraction per strategy vs the rule of thumb
     python scripts/findings.py lr STUDY_DIR          # validation loss per fine-tune LR ratio (grid searches)
     python scripts/findings.py families STUDY_DIR    # permutation importance per feature family, transfer vs scratch
@@ -9,6 +10,9 @@ Each prints markdown, ready for RESULTS.md, computed from the study's own files
 (``sizing.parquet``, ``verdicts.parquet``, ``results.parquet``, ``predictions.parquet``,
 ``optuna.journal``) with xfer's own statistics:
 
+- **verdicts**: ``verdicts.parquet`` as a table: the paired day-level delta against scratch
+  (95%, Holm over the study), and whether the cell beats the best practitioner baseline
+  (``yes``/``no`` when the 95% interval of the difference excludes 0, else ``tie``).
 - **sizing**: the required fraction and its interval (``xfer.evaluate.inference.required_fraction_days``:
   the smallest fraction whose curve reaches scratch at the largest fraction, day-level bootstrap
   of all fractions jointly, 90%), beside the article's range; and per strategy the smallest
@@ -181,6 +185,26 @@ def families_table(study: Path, n_boot: int = 2000, seed: int = 0) -> str:
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------- verdict matrix
+
+
+def verdicts_table(study: Path) -> str:
+    """Every transfer cell's verdict against scratch, beside the best practitioner baseline."""
+    v = pd.read_parquet(study / "verdicts.parquet")
+    v = v[(v["strategy"] != "scratch") & (v["chain"] == "direct") & (v["dann_weight"] == 0)]
+    v = v.assign(o=v["strategy"].map(ORDER)).sort_values(["pair", "fraction", "o"])
+    lines = ["| pair | strategy | fraction | scratch | transfer | delta | 95% interval | p (Holm) | verdict | "
+             "detectable | best baseline | beats it |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in v.to_dict("records"):
+        verdict = f"**{r['verdict']}**" if r["verdict"] in ("positive", "negative") else r["verdict"]
+        lines.append(f"| {r['pair']} | {r['strategy']} | {r['fraction']:g} | {r['scratch_score']:+.3f} | "
+                     f"{r['test_score']:+.3f} | {r['delta']:+.3f} | [{r['delta_ci_low']:+.3f}, {r['delta_ci_high']:+.3f}] | "
+                     f"{r['p_adjusted']:.3f} | {verdict} | {r['detectable_effect']:.3f} | "
+                     f"{r['best_baseline']} {r['best_baseline_score']:+.3f} | "
+                     f"{'yes' if r['delta_vs_baseline_ci_low'] > 0 else ('no' if r['delta_vs_baseline_ci_high'] < 0 else 'tie')} |")
+    return "\n".join(lines)
+
+
 # ----------------------------------------------------------------------- regimes
 
 
@@ -222,17 +246,19 @@ def regimes_table(study: Path, fractions: list[float] | None, store: Store) -> s
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("table", choices=["sizing", "lr", "families", "regimes"])
+    ap.add_argument("table", choices=["verdicts", "sizing", "lr", "families", "regimes"])
     ap.add_argument("study_dir", type=Path)
     ap.add_argument("--fractions", default="", help="regimes: only these fractions (comma-separated)")
     ap.add_argument("--store", type=Path, default=None, help="market store (default: XFER_HOME)")
     args = ap.parse_args(argv)
-    need = {"sizing": "sizing.parquet", "lr": "optuna.journal", "families": "results.parquet",
+    need = {"verdicts": "verdicts.parquet", "sizing": "sizing.parquet", "lr": "optuna.journal", "families": "results.parquet",
             "regimes": "predictions.parquet"}[args.table]
     if not (args.study_dir / need).is_file() or not (args.study_dir / "spec.json").is_file():
         print(f"error: {args.study_dir}: not a finished study directory (needs spec.json and {need})", file=sys.stderr)
         return 2
-    if args.table == "sizing":
+    if args.table == "verdicts":
+        print(verdicts_table(args.study_dir))
+    elif args.table == "sizing":
         print(sizing_table(args.study_dir))
     elif args.table == "lr":
         print(lr_table(args.study_dir))
