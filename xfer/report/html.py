@@ -1022,7 +1022,7 @@ def write_report(study_dir: Path, out: Path | None = None, figures: Path | None 
     pngs: list[tuple[str, bytes]] | None = [] if figures is not None else None
     text = render_report(study_dir) if pngs is None else render_report(study_dir, pngs)
     target = Path(out) if out is not None else Path(study_dir) / REPORT_NAME
-    if figures is not None and pngs is not None:
+    if figures is not None and pngs is not None:  # (both or neither)
         figures.mkdir(parents=True, exist_ok=True)
         for name, (_, png) in zip(figure_names([a for a, _ in pngs]), pngs, strict=True):
             atomic_write(figures / name, lambda tmp, png=png: Path(tmp).write_bytes(png))

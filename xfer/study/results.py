@@ -186,13 +186,8 @@ def screen_pairs(spec: StudySpec, store: Store) -> pd.DataFrame:
     return pd.concat([screen(srcs, base[t], store) for t, srcs in by_target.items()], ignore_index=True)
 
 
-def write_screen(study_dir: Path, spec: StudySpec, store: Store) -> pd.DataFrame | None:
-    """``screen.parquet`` of a study with ``screen: true`` (computed once; a resume keeps it)."""
-    path = study_dir / SCREEN_FILE
-    if not spec.screen:
-        return None
-    if path.is_file():
-        return pd.read_parquet(path)
+def write_screen(study_dir: Path, spec: StudySpec, store: Store) -> pd.DataFrame:
+    """:func:`screen_pairs` written to the study's ``screen.parquet`` (for ``screen: true``)."""
     table = screen_pairs(spec, store)
-    write_parquet(table, path)
+    write_parquet(table, study_dir / SCREEN_FILE)
     return table

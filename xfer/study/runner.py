@@ -464,13 +464,13 @@ def run_study(spec_path: str | Path | None = None, *, study_dir: str | Path | No
     mode = hooks.resolve_mode(requested) if hooks.resolve_mode else "disabled"
     env = _environment(sd, st, mode)
     clock: dict[str, float] = {"open": time.perf_counter() - t0}
-    if spec.screen and not (sd / R.SCREEN_FILE).is_file():
+    if spec.screen and not (sd / R.SCREEN_FILE).is_file():  # computed once: a resume keeps it
         t = time.perf_counter()
         table = R.write_screen(sd, spec, st)
         loc.push_changed()
         clock["screen"] = time.perf_counter() - t
-        top = table.sort_values("rank").groupby("target")["source"].first() if table is not None else {}
-        console.print(f"pre-screen: {R.SCREEN_FILE} ({len(table) if table is not None else 0} candidates); "
+        top = table.sort_values("rank").groupby("target")["source"].first()
+        console.print(f"pre-screen: {R.SCREEN_FILE} ({len(table)} candidates); "
                       f"most promising: {', '.join(f'{s} for {t}' for t, s in top.items())}", highlight=False)
     if pending:
         try:
