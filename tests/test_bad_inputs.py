@@ -44,3 +44,23 @@ def test_bad_input(case: Case, tmp_path: Path, store_dir: Path, cli, monkeypatch
     for phrase in case.phrases:
         assert " ".join(phrase.lower().split()) in r.err.lower(), f"{phrase!r} not in: {r.err[-2000:]}"
     assert tree_digest(tmp_path) == before, "the store or an output path changed"
+
+
+def test_input_errors_survive_pickling_from_a_worker_process() -> None:
+    """An error raised in a Ray or process-pool worker reaches the driver pickled: it must come
+    back as the same error with the same message, not as an unpickling TypeError."""
+    import pickle
+
+    from xfer.errors import XferInputError
+    from xfer.evaluate.tables import StaleTableError
+    from xfer.study.spec import StudyError
+
+    errors = [XferInputError(file="a.yaml", field="pairs", expected="a list", found="3", hint="see docs"),
+              XferInputError(expected="x", found="y"),
+              StaleTableError(file="r.parquet", field="days", expected="columns", found="none"),
+              StudyError("s.yaml", [("grid.seeds", "an int", "'x'"), ("name", "a name", "''")])]
+    for e in errors:
+        back = pickle.loads(pickle.dumps(e))
+        assert type(back) is type(e) and str(back) == str(e)
+        assert (back.file, back.field, back.expected, back.found, back.hint) == (
+            e.file, e.field, e.expected, e.found, e.hint)

@@ -33,6 +33,11 @@ class XferInputError(XferError, ValueError):
         self.hint = hint
         super().__init__(self._render())
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # keyword-only fields: the default pickling (cls(*args)) cannot rebuild it, so an error
+        # raised in a worker process (Ray, a process pool) arrived as an unpickling TypeError
+        return _rebuild, (type(self), self.file, self.field, self.expected, self.found, self.hint)
+
     def _render(self) -> str:
         where = ": ".join(p for p in (self.file, self.field) if p)
         msg = f"expected {self.expected}; found {self.found}"
@@ -41,3 +46,8 @@ class XferInputError(XferError, ValueError):
         if self.hint:
             msg += f" (hint: {self.hint})"
         return msg
+
+
+def _rebuild(cls: type[XferInputError], file: str | None, field: str | None, expected: str, found: str,
+             hint: str | None) -> XferInputError:
+    return cls(file=file, field=field, expected=expected, found=found, hint=hint)

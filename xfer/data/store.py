@@ -186,7 +186,13 @@ class Store:
     def list(self) -> list[MarketInfo]:
         """Catalog entries of every market, sorted by id."""
         paths = {**self._embedded_paths(), **self._user_paths()}
-        return [read_info(paths[k]) for k in sorted(paths)]
+        out = []
+        for k in sorted(paths):
+            try:
+                out.append(read_info(paths[k]))
+            except FileNotFoundError:  # removed by another process since the listing (a shared store)
+                continue
+        return out
 
     def __contains__(self, market_id: object) -> bool:
         return isinstance(market_id, str) and market_id in self.ids()

@@ -242,7 +242,9 @@ def ready_marker(cfg: TransferConfig, store: Store, cache: Path | None = None) -
 
     Its name is computed cheaply, without building features: a hash of the config (strategy and
     fraction set aside, as they do not change the source unless DANN looks at the target's rows)
-    and of every market file's size and modification time. A study's driver skips its source
+    and of the size and modification time of every market file it reads (sources, chain and
+    target, groups resolved: a market joining a group changes it; one the config does not read,
+    e.g. another process's scratch market, does not). A study's driver skips its source
     pre-training pass for a group whose marker exists; phase 2 still loads (or, if a cache file
     went missing or bad, retrains) the weights through the cache, so a stale marker costs time,
     never a wrong result.
@@ -250,7 +252,7 @@ def ready_marker(cfg: TransferConfig, store: Store, cache: Path | None = None) -
     norm = cfg.model_copy(update={"strategies": ("scratch",),
                                   "fractions": (min(cfg.fractions),) if cfg.dann_weight > 0 else (1.0,)})
     files = []
-    for m in store.ids():
+    for m in store.resolve([*cfg.source, *cfg.chain, cfg.target]):
         stat = store.path(m).stat()
         files.append([m, stat.st_size, stat.st_mtime_ns])
     cache = cache or store.root / "cache" / "source"

@@ -494,6 +494,9 @@ class StudyError(XferInputError):
         first = problems[0]
         super().__init__(file=path, field=first[0], expected=first[1], found=first[2])
 
+    def __reduce__(self) -> tuple[object, ...]:
+        return type(self), (self.path, self.problems)
+
     def __str__(self) -> str:
         lines = [f"{self.path}: {len(self.problems)} problem(s)"]
         for f, e, x in self.problems:
