@@ -56,8 +56,20 @@ def _pct(x: float) -> str:
 
 
 def _strategies(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.sort_values(["target", "strategy"], key=lambda c: c.map(ORDER).fillna(99) if c.name == "strategy"
-                             else c, kind="stable")
+    """Rows by target, then strategies in freezing order."""
+    return frame.assign(o=frame["strategy"].map(ORDER)).sort_values(["target", "o"], kind="stable")
+
+
+def cluster_interval(blocks: list[np.ndarray], n_boot: int, rng: np.random.Generator,
+                     level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over all rows of the stacked ``blocks`` (each ``(rows, k)``), and its percentile
+    bootstrap interval resampling whole blocks with replacement (rows within a block move
+    together): ``(mean, low, high)``, each of length ``k``."""
+    mean = np.concatenate(blocks).mean(axis=0)
+    draws = np.array([np.concatenate([blocks[i] for i in rng.integers(0, len(blocks), len(blocks))]).mean(axis=0)
+                      for _ in range(n_boot)])
+    lo, hi = np.percentile(draws, [100 * (1 - level) / 2, 100 * (1 + level) / 2], axis=0)
+    return mean, lo, hi
 
 
 def _spec(study: Path) -> StudySpec:
@@ -136,11 +148,8 @@ def lr_table(study: Path, ref: float = 0.1, n_boot: int = 2000, seed: int = 0) -
     for strat in sorted(wide.index.get_level_values("strategy").unique(), key=lambda s: ORDER.get(s, 99)):
         w = wide.xs(strat, level="strategy")
         logr = np.log(w.div(w[ref], axis=0))  # per (target, fraction, fold): log loss ratio vs the reference
-        groups = [g.to_numpy() for _, g in logr.groupby(level=["target", "fraction"])]
-        draws = np.array([np.concatenate([groups[i] for i in rng.integers(0, len(groups), len(groups))]).mean(axis=0)
-                          for _ in range(n_boot)])
-        mean = logr.to_numpy().mean(axis=0)
-        lo, hi = np.percentile(draws, [2.5, 97.5], axis=0)
+        mean, lo, hi = cluster_interval([g.to_numpy() for _, g in logr.groupby(level=["target", "fraction"])],
+                                        n_boot, rng)
         best = w.idxmin(axis=1).value_counts(normalize=True)
         cells_ = [f"{100 * (math.exp(m) - 1):+.1f}% [{100 * (math.exp(a) - 1):+.1f}, {100 * (math.exp(b) - 1):+.1f}]"
                   if v != ref else "0 (ref.)" for v, m, a, b in zip(values, mean, lo, hi, strict=True)]
@@ -171,15 +180,14 @@ def families_table(study: Path, n_boot: int = 2000, seed: int = 0) -> str:
         for strat in ("head_only", "partial", "full"):
             t = g[g["strategy"] == strat].set_index(keys)[fams]
             d = (t - s_t).dropna()
-            blocks = [b.to_numpy() for _, b in d.groupby(level=["pair", "fraction", "fold"])]
-            for i, f in enumerate(fams):
-                if not len(d):
+            if not len(d):
+                for f in fams:
                     row_by_fam[f] += ["", ""]
-                    continue
-                draws = [np.concatenate([blocks[k] for k in rng.integers(0, len(blocks), len(blocks))])[:, i].mean()
-                         for _ in range(n_boot)]
-                lo, hi = np.percentile(draws, [2.5, 97.5])
-                row_by_fam[f] += [f"{t[f].mean():+.4f}", f"{d[f].mean():+.4f} [{lo:+.4f}, {hi:+.4f}]"]
+                continue
+            mean, lo, hi = cluster_interval([b.to_numpy() for _, b in d.groupby(level=["pair", "fraction", "fold"])],
+                                            n_boot, rng)
+            for i, f in enumerate(fams):
+                row_by_fam[f] += [f"{t[f].mean():+.4f}", f"{mean[i]:+.4f} [{lo[i]:+.4f}, {hi[i]:+.4f}]"]
         for f in fams:
             lines.append(f"| {target} | {f.removeprefix('importance_')} | {' | '.join(row_by_fam[f])} |")
     return "\n".join(lines)
