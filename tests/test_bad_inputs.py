@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.bad_inputs import Case
+from tests.bad_inputs import Case, import_checks, spec_limits, store_faults
 from tests.bad_inputs import data as data_cases
 from tests.bad_inputs import spec as spec_cases
 from tests.conftest import tree_digest
 
-CASES: list[Case] = [*data_cases.CASES, *spec_cases.CASES]
+CASES: list[Case] = [*data_cases.CASES, *spec_cases.CASES, *import_checks.CASES, *spec_limits.CASES,
+                     *store_faults.CASES]
 
 
 def test_ids_are_unique() -> None:

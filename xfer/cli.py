@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from xfer.errors import XferInputError
@@ -82,6 +83,14 @@ def data_list(
     out.print(t)
 
 
+def _few(names: list[str], limit: int = 10) -> str:
+    """Column names for the import summary: the first ``limit``, each cut to 40 characters."""
+    if not names:
+        return "none"
+    shown = [n if len(n) <= 40 else n[:37] + "..." for n in names[:limit]]
+    return str(shown) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
 @data_app.command("import")
 def data_import(
     file: Annotated[Path, typer.Argument(help="CSV or Parquet file of daily bars.")],
@@ -101,6 +110,8 @@ def data_import(
     delimiter: Annotated[str | None, typer.Option("--delimiter", help="CSV delimiter, e.g. ';' or 'tab' (default: detected among , ; tab |).")] = None,
     decimal: Annotated[str | None, typer.Option("--decimal", help="Decimal mark of the numbers: '.' or ',' (default: refuse a file whose commas are ambiguous).")] = None,
     allow_frequency: Annotated[bool, typer.Option("--allow-frequency", help="Accept bars that are not daily (weekly, monthly, intraday); the frequency is kept in the catalog.")] = False,
+    timezone: Annotated[str | None, typer.Option("--timezone", help="Exchange time zone, e.g. America/New_York: time-zone-aware timestamps and dates with a UTC offset are converted into it before their date is taken.")] = None,
+    allow_implausible: Annotated[bool, typer.Option("--allow-implausible", help="Accept prices the plausibility checks refuse (one-day jumps of a split or a change of unit, a constant series, prices outside 1e-6..1e9, dates after today).")] = False,
     replace: Annotated[bool, typer.Option("--replace", help="Overwrite an existing market with this id.")] = False,
     store: StoreOpt = None,
 ) -> None:
@@ -109,9 +120,14 @@ def data_import(
     The delimiter (, ; tab |) is detected; decimal commas need --decimal ','; day/month
     order must be clear from the dates or given with --date-format; bars must be daily
     unless --allow-frequency. Gaps longer than 10 calendar days between daily bars are
-    reported and kept in the catalog entry (``gaps``).
+    reported and kept in the catalog entry (``gaps``). Time-zone-aware timestamps with times
+    of day need --timezone; implausible prices (split-sized jumps, constant series, dates
+    after today) need --allow-implausible.
     """
+    from rich.markup import escape as _escape  # names from the file are no markup: a column '[/]'
+
     from xfer.data.ingest import read_market_file
+    from xfer.data.ingest_file import clip
     from xfer.data.store import ASSET_CLASSES, LIQUIDITY_TIERS, info_for_frame, validate_market_id
 
     validate_market_id(market, file=file)
@@ -122,21 +138,22 @@ def data_import(
             delimiter.lower(), delimiter)
         if len(delimiter) != 1 or delimiter.isalnum() or delimiter in "\"\n\r":
             raise XferInputError(file=file, field="--delimiter", expected="one character such as ',', ';', '|' or 'tab'",
-                                 found=repr(delimiter))
+                                 found=repr(clip(delimiter)))
     if decimal is not None and decimal not in (".", ","):
-        raise XferInputError(file=file, field="--decimal", expected="'.' or ','", found=repr(decimal))
+        raise XferInputError(file=file, field="--decimal", expected="'.' or ','", found=repr(clip(decimal)))
     if asset_class not in ASSET_CLASSES:
         raise XferInputError(file=file, field="--asset-class", expected=f"one of {list(ASSET_CLASSES)}",
-                             found=repr(asset_class))
+                             found=repr(clip(asset_class)))
     if liquidity_tier not in LIQUIDITY_TIERS:
         raise XferInputError(file=file, field="--liquidity-tier",
-                             expected=f"one of {list(LIQUIDITY_TIERS)}", found=repr(liquidity_tier))
+                             expected=f"one of {list(LIQUIDITY_TIERS)}", found=repr(clip(liquidity_tier)))
     st = _store(store)
     st.check_new(market, replace=replace)  # refuse a taken id before reading the file
     frame, report = read_market_file(
         file, price_column=price_column, date_column=date_column, date_format=date_format,
         drop_missing=drop_missing, min_rows=_default_min_rows() if min_rows is None else min_rows,
         delimiter=delimiter, decimal=decimal, allow_frequency=allow_frequency,
+        timezone=timezone, allow_implausible=allow_implausible,
     )
     info = info_for_frame(
         frame, id=market, name=name or market, asset_class=asset_class, region=region,
@@ -149,11 +166,13 @@ def data_import(
         f"decimal {report.decimal!r}",
         f"{report.frequency} bars",
         "times of day dropped (one bar per date)" if report.times_dropped else "",
+        f"{report.compression}-compressed" if report.compression else "",
+        "rows sorted by date" if report.sorted_rows else "",
     ) if p)
     err.print(
         f"imported [bold]{market}[/]: {info.n_rows} bars {info.first_date}..{info.last_date}, "
-        f"columns {list(info.columns)} ({how}; date column {report.date_column!r} as {report.date_format}; "
-        f"ignored {report.ignored_columns or 'none'}; dropped {report.dropped_missing} missing, "
+        f"columns {list(info.columns)} ({how}; date column {_escape(repr(report.date_column))} as "
+        f"{_escape(report.date_format)}; ignored {_escape(_few(report.ignored_columns))}; dropped {report.dropped_missing} missing, "
         f"{report.dropped_identical_duplicates} duplicate rows) -> {path}",
         highlight=False,
     )
@@ -546,12 +565,28 @@ def pairs_screen(
 study_app = typer.Typer(help="Studies: YAML grids of transfer experiments on Ray Tune.", no_args_is_help=True)
 app.add_typer(study_app, name="study")
 
+MaxCellsOpt = Annotated[int | None, typer.Option(
+    "--max-cells", min=1, help="Refuse a study of more cells than this (default 10,000), counted from the spec "
+    "before any cell is built.")]
+MaxFitsOpt = Annotated[int | None, typer.Option(
+    "--max-fits", min=1, help="Refuse a study of more target fits (cells x trials x seeds x folds) than this "
+    "(default 100,000,000).")]
+
+
+def _caps(max_cells: int | None, max_fits: int | None) -> dict[str, int]:
+    from xfer.study.spec import MAX_CELLS, MAX_FITS
+
+    return {"max_cells": MAX_CELLS if max_cells is None else max_cells,
+            "max_fits": MAX_FITS if max_fits is None else max_fits}
+
 
 @study_app.command("validate")
 def study_validate(
     files: Annotated[list[Path], typer.Argument(help="Study YAML file(s).")],
     estimate: Annotated[bool, typer.Option(help="Estimate the training time with a short timing probe.")] = True,
     store: StoreOpt = None,
+    max_cells: MaxCellsOpt = None,
+    max_fits: MaxFitsOpt = None,
 ) -> None:
     """Check study files (every problem with file, field path, expected and found) and say how big each is."""
     from xfer.study.spec import StudyError, load, size
@@ -559,7 +594,7 @@ def study_validate(
     bad = 0
     for f in files:
         try:
-            spec = load(f, _store(store))
+            spec = load(f, _store(store), **_caps(max_cells, max_fits))
         except StudyError as exc:
             bad += 1
             err.print(str(exc), highlight=False, markup=False)
@@ -650,11 +685,16 @@ def study_run(
     smoke: Annotated[bool, typer.Option("--smoke", help="Tiny budget: 1 seed, 1 trial, 1 fold, 2 fractions, 2 epochs.")] = False,
     profile: Annotated[bool, typer.Option("--profile", help="Print where the run's time went (stages and cell parts).")] = False,
     store: StoreOpt = None,
+    max_cells: MaxCellsOpt = None,
+    max_fits: MaxFitsOpt = None,
 ) -> None:
     """Run a study: every cell, Optuna search inside, results + report in the study directory."""
     from xfer.hooks import default_hooks
     from xfer.study.runner import run_study
+    from xfer.study.spec import check_size, parse
 
+    spec = parse(file)  # its size first, from the spec's counts: before any cell is built or written
+    check_size(spec.smoke() if smoke else spec, file, **_caps(max_cells, max_fits))
     res = run_study(file, study_dir=_study_path(out_dir) if out_dir else None, store=_store(store), address=address,
                     smoke=smoke, console=err, hooks=default_hooks())
     _print_study(res)
@@ -695,13 +735,18 @@ def study_resume(
     study_dir: Annotated[str, typer.Argument(help="Directory (or object-store URI) of an interrupted study.")],
     address: Annotated[str | None, typer.Option("--address", help="Ray cluster address.")] = None,
     store: StoreOpt = None,
+    max_cells: MaxCellsOpt = None,
+    max_fits: MaxFitsOpt = None,
 ) -> None:
     """Finish an interrupted study: runs only the cells without results."""
     from xfer.hooks import default_hooks
-    from xfer.study.runner import run_study
+    from xfer.study.runner import _load_spec, run_study
+    from xfer.study.spec import check_size
 
     study_dir = _study_path(study_dir)
     _need_study_dir(study_dir)
+    if isinstance(study_dir, Path):  # a URI's spec is checked where it is opened
+        check_size(_load_spec(study_dir), study_dir / "spec.json", **_caps(max_cells, max_fits))
     res = run_study(None, study_dir=study_dir, store=_store(store), address=address, console=err,
                     hooks=default_hooks())
     _print_study(res)
@@ -810,14 +855,14 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app, turning bad input into a clear non-zero exit."""
     try:
         app(args=argv, prog_name="xfer")
-    except XferInputError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    except XferInputError as exc:  # escaped: a value such as name "[/]" is not rich markup
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except ValidationError as exc:
-        err.print(f"[bold red]error:[/] {_pydantic_message(exc)}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(_pydantic_message(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except (FileExistsError, FileNotFoundError) as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

@@ -320,3 +320,165 @@ def test_features_cannot_read_a_file_outside_the_store(tmp_path: Path, store_dir
     r = cli("data", "features", rel, "--out", str(tmp_path / "f.parquet"))
     assert r.code == 2 and "market id" in r.err and repr(rel) in r.err, r.err
     assert not (tmp_path / "f.parquet").exists()
+
+
+# ----------------------------------------------------------------------- 10. issue 24: accepted counterparts
+
+
+def _ny_evening_parquet(path: Path) -> Path:
+    """22:00 New York closes stored as UTC: 03:00 (04:00 in summer) on the next UTC day."""
+    df = _bars()
+    df["Date"] = (df["Date"] + pd.Timedelta(hours=22)).dt.tz_localize("America/New_York").dt.tz_convert("UTC")
+    df.to_parquet(path)
+    return path
+
+
+def test_timezone_flag_takes_each_date_in_the_exchange_zone(tmp_path: Path, store: Store, cli) -> None:
+    f = _ny_evening_parquet(tmp_path / "utc.parquet")
+    r = _import(cli, f)
+    assert r.code == 2 and "--timezone" in r.err and "03:00:00+00:00" in r.err, r.err
+    r = _import(cli, f, "--timezone", "America/New_York")
+    assert r.code == 0 and "times of day dropped" in r.err, r.err
+    np.testing.assert_array_equal(store.load("m").frame["date"], _bars()["Date"])  # not one day later
+
+
+def test_zoned_midnight_needs_no_flag(tmp_path: Path, store: Store, cli) -> None:
+    df = _bars()
+    df["Date"] = df["Date"].dt.tz_localize("Asia/Tokyo")  # midnight in its own zone: 15:00 UTC the day before
+    df.to_parquet(tmp_path / "tokyo.parquet")
+    assert _import(cli, tmp_path / "tokyo.parquet").code == 0
+    np.testing.assert_array_equal(store.load("m").frame["date"], _bars()["Date"])
+
+
+def test_utc_offsets_in_text_are_converted_with_the_flag(tmp_path: Path, store: Store, cli) -> None:
+    df = _bars()
+    df["Date"] = df["Date"].dt.strftime("%Y-%m-%dT21:30:00-05:00")  # 02:30 UTC the next day
+    df.to_csv(tmp_path / "off.csv", index=False)
+    r = _import(cli, tmp_path / "off.csv")
+    assert r.code == 2 and "'-05:00'" in r.err and "--timezone" in r.err, r.err
+    r = _import(cli, tmp_path / "off.csv", "--timezone", "America/New_York")
+    assert r.code == 0, r.err
+    np.testing.assert_array_equal(store.load("m").frame["date"], _bars()["Date"])
+
+
+@pytest.mark.parametrize("name", ["semi.csv.gz", "semi.csv"])
+def test_gzip_files_are_read_through_and_their_delimiter_sniffed(name: str, tmp_path: Path, store: Store, cli) -> None:
+    import gzip
+
+    (tmp_path / name).write_bytes(gzip.compress(_bars().to_csv(index=False, sep=";").encode()))
+    r = _import(cli, tmp_path / name)
+    assert r.code == 0 and "gzip-compressed" in r.err and "semicolon-delimited" in r.err, r.err
+    np.testing.assert_allclose(store.load("m").frame["close"], _bars()["Close"])
+
+
+def test_utf16_with_a_byte_order_mark_is_read(tmp_path: Path, store: Store, cli) -> None:
+    (tmp_path / "u16.csv").write_bytes(_bars().to_csv(index=False, sep="\t").encode("utf-16"))
+    assert _import(cli, tmp_path / "u16.csv").code == 0
+    np.testing.assert_allclose(store.load("m").frame["close"], _bars()["Close"])
+
+
+def test_unsorted_rows_are_sorted_and_the_summary_says_so(tmp_path: Path, store: Store, cli) -> None:
+    _bars().sample(frac=1, random_state=0).to_csv(tmp_path / "shuffled.csv", index=False)
+    r = _import(cli, tmp_path / "shuffled.csv")
+    assert r.code == 0 and "rows sorted by date" in r.err, r.err
+    np.testing.assert_array_equal(store.load("m").frame["date"], _bars()["Date"])
+
+
+def test_the_flag_chooses_between_two_date_columns(tmp_path: Path, store: Store, cli) -> None:
+    df = _bars().assign(date=lambda d: d["Date"] + pd.Timedelta(days=1))
+    df.to_csv(tmp_path / "two.csv", index=False)
+    assert _import(cli, tmp_path / "two.csv").code == 2
+    assert _import(cli, tmp_path / "two.csv", "--date-column", "date").code == 0
+    assert store.load("m").frame["date"].iloc[0] == pd.Timestamp("2001-01-03")
+
+
+def test_allow_implausible_imports_an_unadjusted_split(tmp_path: Path, store: Store, cli) -> None:
+    df = _bars()
+    df.loc[200:, "Close"] *= 0.5
+    df.to_csv(tmp_path / "split.csv", index=False)
+    r = _import(cli, tmp_path / "split.csv")
+    assert r.code == 2 and "--allow-implausible" in r.err and "2001-10-09" in r.err, r.err
+    assert _import(cli, tmp_path / "split.csv", "--allow-implausible").code == 0
+
+
+def test_old_dates_and_volatile_series_are_plausible(tmp_path: Path, store: Store, cli) -> None:
+    rng = np.random.default_rng(1)  # 1850, 4% daily moves, one -50% day (17 sigmas, under 50): real-looking
+    close = 50 * np.exp(np.cumsum(rng.normal(0, 0.04, 400)))
+    close[250:] *= 0.5
+    pd.DataFrame({"Date": pd.bdate_range("1850-01-02", periods=400), "Close": close}).to_csv(
+        tmp_path / "old.csv", index=False)
+    r = _import(cli, tmp_path / "old.csv")
+    assert r.code == 0, r.err
+
+
+def test_every_embedded_sample_passes_the_plausibility_checks() -> None:
+    """The thresholds' margins: the samples' largest one-day move is log(3.0) (rrc) < log(4),
+    their largest move over log(1.9) is 38.6 robust sigmas (rrc) < 50, their longest flat run
+    69 bars (rrc) < 100, their prices 0.098 .. 4,797 inside 1e-6 .. 1e9."""
+    from xfer.data import ingest
+
+    samples = sorted((Path(ingest.__file__).parent / "samples").glob("*.parquet"))
+    assert len(samples) >= 30
+    worst = 0.0
+    for f in samples:
+        frame = pd.read_parquet(f)
+        ingest.check_plausible(frame, f, {"close": "close", "date": "date"})
+        worst = max(worst, float(np.abs(np.diff(np.log(frame["close"].to_numpy()))).max()))
+    assert np.log(3.0) - 0.01 < worst < ingest.MAX_JUMP
+
+
+def _huge_value(p: Path) -> None:
+    df = _bars().astype({"Close": str})
+    df.loc[5, "Close"] = "9" * 200_000 + "x"
+    df.to_csv(p, index=False)
+
+
+@pytest.mark.parametrize("case", ["header", "columns", "value", "flag"])
+def test_messages_stay_short_whatever_the_file_holds(case: str, tmp_path: Path, cli) -> None:
+    f = tmp_path / "f.csv"
+    args: list[str] = []
+    if case == "header":  # a 3 MB header line: refused from the first 64 KiB
+        f.write_text("Date,Close," + "x" * 3_000_000 + "\n2001-01-02,1,2\n")
+    elif case == "columns":
+        f.write_text(",".join(f"c{i}" for i in range(10_000)) + "\n" + ",".join(["1"] * 10_000) + "\n")
+    elif case == "value":
+        _huge_value(f)
+    else:
+        _bars().to_csv(f, index=False)
+        args = ["--price-column", "p" * 100_000]
+    r = _import(cli, f, *args)
+    assert r.code == 2 and "Traceback" not in r.err, r.err[:2000]
+    assert len(r.err) < 2_000, (len(r.err), r.err[:500])
+
+
+@pytest.mark.parametrize("target", ["made", "/etc/passwd"])
+def test_a_symlink_to_a_system_file_is_a_bad_csv_and_its_content_is_not_echoed(target: str, tmp_path: Path,
+                                                                              cli) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("root:x:0:0:root:/root:/bin/bash\nsvc:x:1:1:Service,,,:/srv:/usr/sbin/nologin\n")
+    real = secret if target == "made" else Path(target)
+    if not real.is_file():
+        pytest.skip(f"{target} is not here")
+    (tmp_path / "f.csv").symlink_to(real)
+    r = _import(cli, tmp_path / "f.csv")
+    assert r.code == 2 and "Traceback" not in r.err
+    for line in real.read_text(errors="replace").splitlines()[:50]:
+        for part in line.split(":")[:1] + line.split(":")[4:6]:  # user names, GECOS and home fields
+            if len(part) > 3:
+                assert part not in r.err.replace(str(tmp_path), ""), (part, r.err)
+
+
+def test_column_names_that_look_like_markup_are_printed_not_interpreted(tmp_path: Path, store: Store, cli) -> None:
+    """A column named '[/]' crashed the import summary (rich MarkupError) after the market was written."""
+    _bars().assign(**{"[/]": 1, "[bold]x": 2}).to_csv(tmp_path / "mk.csv", index=False)
+    r = _import(cli, tmp_path / "mk.csv")
+    assert r.code == 0 and "'[/]'" in r.err and "'[bold]x'" in r.err, r.err
+    assert store.info("m").n_rows == 400
+
+
+def test_angle_bracket_headers_are_no_html(tmp_path: Path, store: Store, cli) -> None:
+    """Finam/MetaStock exports name columns '<DATE>;<CLOSE>': a table, not a web page."""
+    df = _bars().rename(columns={"Date": "<DATE>", "Close": "<CLOSE>"})
+    df.to_csv(tmp_path / "finam.csv", index=False, sep=";")
+    r = _import(cli, tmp_path / "finam.csv", "--date-column", "<DATE>", "--price-column", "<CLOSE>")
+    assert r.code == 0, r.err

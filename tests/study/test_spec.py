@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from xfer.study.spec import StudySpec, cells, load
+from xfer.study.spec import MAX_CELLS, StudySpec, cells, count_cells, load
 
-STUDIES = sorted((Path(__file__).parents[2] / "studies").glob("*.yaml"))
+STUDIES = [*sorted((Path(__file__).parents[2] / "studies").glob("*.yaml")),
+           *sorted((Path(__file__).parents[2] / "studies" / "findings").glob("*.yaml"))]
 
 GOOD = """
 name: ok
@@ -65,6 +66,7 @@ def test_shipped_studies_are_valid(path: Path, cli) -> None:
     assert r.code == 0, r.err
     spec = load(path)
     assert spec.name == path.stem and len(cells(spec)) > 0
+    assert count_cells(spec) == len(cells(spec))  # the cap's arithmetic counts what is built
 
 
 def test_good_spec_and_cells(tmp_path: Path) -> None:
@@ -146,3 +148,31 @@ def load_text(tmp_path: Path, text: str) -> StudySpec:
     f = tmp_path / "spec.yaml"
     f.write_text(text)
     return load(f)
+
+
+def test_the_caps_count_without_building_and_the_flags_raise_them(tmp_path: Path, cli) -> None:
+    """GOOD has 10 cells and 10 x 4 trials x 2 seeds x 3 folds = 240 target fits: a cap below either
+    is refused naming the count and the flag; a cap at it passes. The default admits every shipped study."""
+    f = tmp_path / "ok.yaml"
+    f.write_text(GOOD)
+    assert count_cells(load(f)) == len(cells(load(f))) == 10
+    r = cli("study", "validate", "--no-estimate", "--max-cells", "9", str(f))
+    assert r.code == 2 and "at most 9 cells (raise the cap with --max-cells N); found 10 cells" in r.err, r.err
+    r = cli("study", "validate", "--no-estimate", "--max-fits", "239", str(f))
+    assert r.code == 2 and "at most 239 target fits (raise the cap with --max-fits N); found 240 fits" in r.err, r.err
+    r = cli("study", "validate", "--no-estimate", "--max-cells", "10", "--max-fits", "240", str(f))
+    assert r.code == 0 and "10 cells" in r.out, r.err
+    assert max(count_cells(load(p)) for p in STUDIES) < MAX_CELLS
+    chains = GOOD.replace('      - ["@us_large_cap", sp500, "@energy", wti]\n',
+                          '      - ["@us_large_cap", sp500, "@energy", wti]\n      - ["@us_large_cap", xom, wti]\n')
+    f.write_text(chains.replace("seeds: 2", "seeds: 2\n  dann: [false, true]"))
+    assert count_cells(load(f)) == len(cells(load(f))) == 2 + 3 * 2 * 2 * 2
+
+
+def test_anchors_merge_keys_and_a_bom_still_load(tmp_path: Path) -> None:
+    """The limits refuse abuse, not ordinary YAML: anchors, aliases and merge keys below the caps."""
+    f = tmp_path / "anchors.yaml"
+    f.write_bytes(b"\xef\xbb\xbf" + (GOOD + "train: &t {steps_per_epoch: 5, max_epochs: 3}\n"
+                                         "source:\n  train: {<<: *t, patience: 2}\n").encode())
+    spec = load(f)
+    assert spec.train.steps_per_epoch == spec.source.train.steps_per_epoch == 5 and spec.source.train.patience == 2

@@ -24,6 +24,17 @@ from xfer.tracking import wandb_log as W
 KEY = "xfertestkey" + secrets.token_hex(16)
 """A fake W&B API key, unique per test session: found anywhere, it leaked."""
 
+SECRETS = {"WANDB_API_KEY": KEY, **{name: f"xfertest{name.lower()}" + secrets.token_hex(16) for name in (
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "FOO_TOKEN", "BAR_SECRET")}}
+"""Fake credentials the keyed study runs with, each unique per test session (Ray Tune copies
+``AWS_*`` into its actors' runtime_env, which Ray logs; the generic names stand for any other)."""
+
+GCP_TOKEN = "xfertestgcp" + secrets.token_hex(16)
+"""In the name of the fake GOOGLE_APPLICATION_CREDENTIALS file: found anywhere, its path leaked."""
+
+GCP_CONTENT = "xfertestgcpkey" + secrets.token_hex(16)
+"""In the contents of that file: found anywhere, the credential itself leaked."""
+
 UNREACHABLE = "http://127.0.0.1:9"
 """A W&B host that refuses connections at once (the discard port, closed)."""
 
@@ -127,16 +138,19 @@ def test_secrets_never_enter_the_runtime_env(tmp_path: Path, monkeypatch: pytest
     assert KEY not in repr(env)
     assert env["WANDB_MODE"] == "offline" and env["XFER_HOME"] == str(tmp_path / "home")
     assert os.environ["WANDB_API_KEY"] == KEY  # workers of a local Ray inherit it from here
-    assert all(runner._is_secret(k) for k in ("WANDB_API_KEY", "GITHUB_TOKEN", "MY_SECRET", "DB_PASSWORD"))
-    assert not any(runner._is_secret(k) for k in ("WANDB_MODE", "XFER_HOME", "TOKENIZERS_PARALLELISM", "RAY_AUTH_MODE"))
+    assert all(runner._is_secret(k) for k in ("WANDB_API_KEY", "GITHUB_TOKEN", "MY_SECRET", "DB_PASSWORD", *SECRETS,
+                                              "AWS_SECURITY_TOKEN", "GOOGLE_APPLICATION_CREDENTIALS"))
+    assert not any(runner._is_secret(k) for k in ("WANDB_MODE", "XFER_HOME", "TOKENIZERS_PARALLELISM", "RAY_AUTH_MODE",
+                                                  "AWS_REGION", "AWS_ENDPOINT_URL", "PL_DISABLE_FORK"))
 
 
-def test_a_local_ray_is_asked_for_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_local_ray_is_asked_for_loopback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import ray
 
     from xfer.study import runner
 
     calls: list[dict[str, Any]] = []
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setattr(ray, "init", lambda **kw: calls.append(kw))
     env = {"WANDB_MODE": "offline", "WANDB_API_KEY": KEY}
@@ -148,6 +162,48 @@ def test_a_local_ray_is_asked_for_loopback(monkeypatch: pytest.MonkeyPatch) -> N
     assert remote["address"] == "10.0.0.5:6379" and "_node_ip_address" not in remote
     for kw in calls:
         assert kw["runtime_env"] == {"env_vars": {"WANDB_MODE": "offline"}}
+    # a local Ray's temp root lies in a directory only this user may enter; a cluster's is its own
+    assert "_temp_dir" not in remote
+    private = Path(local["_temp_dir"]).parent
+    assert private.parent == tmp_path and private.stat().st_uid == os.getuid()
+    assert private.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_foreign_private_dir_is_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from xfer.study import runner
+
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    elsewhere.chmod(0o777)
+    (tmp_path / f"xfer-{os.getuid()}").symlink_to(elsewhere)  # planted by someone else, say
+    temp = Path(runner._private_temp_dir() or "")
+    assert temp.name == "ray" and temp.parent.parent == tmp_path and not temp.parent.is_symlink()
+    assert temp.parent.stat().st_mode & 0o777 == 0o700 and elsewhere.stat().st_mode & 0o777 == 0o777
+
+
+def test_tune_propagates_no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray Tune copies ``AWS_*`` from the driver's environment into each trial actor's runtime_env,
+    which Ray logs; once xfer starts (or joins) Ray it copies no credential."""
+    import ray
+    from ray.tune.execution import class_cache
+
+    from xfer.study import runner
+
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(class_cache, "ENV_VARS_TO_PROPAGATE", set(class_cache.ENV_VARS_TO_PROPAGATE))
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)  # the caller's Ray: left alone, Tune still filtered
+    assert runner._start_ray({}, None) is False
+    assert not any(runner._is_secret(k) for k in class_cache.ENV_VARS_TO_PROPAGATE)
+    assert "PL_DISABLE_FORK" in class_cache.DEFAULT_ENV_VARS  # what is not a credential still goes
+
+    class Trainable:
+        pass
+
+    actor = class_cache._ActorClassCache().get(Trainable)
+    options = repr(getattr(actor, "_default_options", None))
+    assert "runtime_env" in options and not any(v in options for v in SECRETS.values()), options
 
 
 # --------------------------------------------------------------------------- Ray, for real
@@ -213,11 +269,13 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _study(spec: Path, out: Path, env: dict[str, str]) -> tuple[float, str, str, Path]:
-    """``xfer study run --smoke`` in a fresh process with its own Ray temp root."""
+    """``xfer study run --smoke`` in a fresh process with its own Ray temp root, which is also
+    its ``TMPDIR`` (so whatever else it writes to a temp file lands where the tests search)."""
     ray_tmp = _ray_tmp()
     t = time.perf_counter()
     res = subprocess.run([sys.executable, "-m", "xfer.cli", "study", "run", str(spec), "--smoke", "--out", str(out)],
-                         env={**env, "RAY_TMPDIR": str(ray_tmp)}, capture_output=True, timeout=600)
+                         env={**env, "RAY_TMPDIR": str(ray_tmp), "TMPDIR": str(ray_tmp)}, capture_output=True,
+                         timeout=600)
     seconds = time.perf_counter() - t
     out_s, err_s = res.stdout.decode(errors="replace"), res.stderr.decode(errors="replace")
     assert res.returncode == 0, err_s[-3000:]
@@ -234,8 +292,10 @@ def _files(root: Path) -> Iterator[Path]:
 def studies(home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The tiniest study (one scratch cell: one cell run and one summary run in W&B), twice:
     ``mode: online`` without a key (so offline: the baseline), then with a fake key and an
-    unreachable W&B host."""
+    unreachable W&B host, and fake AWS, Google and other credentials (:data:`SECRETS`)."""
     root = tmp_path_factory.mktemp("secrets_study")
+    gcp = tmp_path_factory.mktemp("secrets_gcp") / f"{GCP_TOKEN}.json"  # outside every tree searched
+    gcp.write_text(f'{{"type": "service_account", "private_key": "{GCP_CONTENT}"}}')
     spec = root / "secrets.yaml"
     spec.write_text(STUDY)
     user_home = root / "user"
@@ -246,7 +306,8 @@ def studies(home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[di
     base.update({"XFER_HOME": str(home), "HOME": str(user_home), "NETRC": str(user_home / "no-netrc"),
                  "RAY_AUTH_MODE": "disabled", "WANDB_SILENT": "true"})
     offline = _study(spec, root / "offline", base)
-    keyed = _study(spec, root / "keyed", {**base, "WANDB_API_KEY": KEY, "WANDB_BASE_URL": UNREACHABLE})
+    keyed = _study(spec, root / "keyed", {**base, **SECRETS, "GOOGLE_APPLICATION_CREDENTIALS": str(gcp),
+                                          "WANDB_BASE_URL": UNREACHABLE})
     print(f"smoke study: offline {offline[0]:.1f} s, key + unreachable W&B host {keyed[0]:.1f} s")
     yield {"root": root, "user_home": user_home, "offline": offline, "keyed": keyed}
     for run in (offline, keyed):
@@ -265,14 +326,62 @@ def test_the_key_appears_nowhere(studies: dict[str, Any]) -> None:
     assert {r.job_type for r in runs} == {"cell", "summary"}
     for r in runs:
         assert KEY not in repr(r.config) and KEY not in repr(r.summary)
-    sessions = [s for s in (ray_tmp / "ray").glob("session_*") if s.is_dir() and not s.is_symlink()]
-    assert len(sessions) == 1, sessions
-    assert (sessions[0] / "logs" / "runtime_env_agent.log").is_file()
-    needle = KEY.encode()
-    leaks = [str(p) for tree in (sd, ray_tmp, studies["user_home"]) for p in _files(tree) if needle in p.read_bytes()]
-    assert leaks == []
-    assert KEY not in out and KEY not in err
+    session = _session(ray_tmp)
+    assert (session / "logs" / "runtime_env_agent.log").is_file()
+    needles = {**SECRETS, "GOOGLE_APPLICATION_CREDENTIALS (its path)": GCP_TOKEN,
+               "GOOGLE_APPLICATION_CREDENTIALS (its file)": GCP_CONTENT}
+    leaks = [f"{name} in {p}" for tree in (sd, ray_tmp, studies["user_home"]) for p in _files(tree)
+             for name, value in needles.items() if value.encode() in p.read_bytes()]
+    leaks += [f"{name} on the console" for name, value in needles.items() if value in out or value in err]
+    assert leaks == [], "\n".join(leaks)
     assert "not reachable" in err and "offline" in err, err[-2000:]
+
+
+def _session(ray_tmp: Path) -> Path:
+    """The one Ray session directory under a study's Ray temp root."""
+    sessions = [s for s in ray_tmp.rglob("session_*") if s.is_dir() and not s.is_symlink()]
+    assert len(sessions) == 1, sessions
+    return sessions[0]
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_the_ray_session_is_private(studies: dict[str, Any]) -> None:
+    """Ray makes its temp root and sessions world-readable (0777); a directory above them is not."""
+    ray_tmp = studies["keyed"][3]
+    session = _session(ray_tmp)
+    between = [d for d in session.relative_to(ray_tmp).parents if d != Path(".")]
+    private = [ray_tmp / d for d in between
+               if (ray_tmp / d).stat().st_mode & 0o077 == 0 and (ray_tmp / d).stat().st_uid == os.getuid()]
+    assert private, [(str(ray_tmp / d), oct((ray_tmp / d).stat().st_mode)) for d in between]
+
+
+@pytest.mark.ray
+def test_workers_still_see_the_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A local Ray's workers inherit the driver's environment: a Tune trial actor, whose
+    runtime_env no longer carries ``AWS_*``, still reads them (an ``s3://`` study needs them)."""
+    import ray
+    from ray.tune.execution import class_cache
+
+    from xfer.study import runner
+
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("RAY_TMPDIR", str(_ray_tmp()))
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    assert not ray.is_initialized()
+    try:
+        assert runner._start_ray({}, None)
+
+        class Trial:
+            def env(self) -> dict[str, str | None]:
+                return {name: os.environ.get(name) for name in SECRETS}
+
+        actor = class_cache._ActorClassCache().get(Trial).remote()
+        assert ray.get(actor.env.remote()) == SECRETS
+    finally:
+        ray.shutdown()
+        shutil.rmtree(os.environ["RAY_TMPDIR"], ignore_errors=True)
 
 
 @pytest.mark.ray

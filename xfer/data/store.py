@@ -11,7 +11,14 @@ Each file is a plain table (``date``, ``close`` and whichever of ``open``, ``hig
 ``volume``, ``spread`` exist) readable by pandas, polars or DuckDB without xfer; the catalog
 entry (:class:`MarketInfo`) is stored as JSON in the Parquet key-value metadata under
 ``xfer.market``. Keeping data and metadata in one file makes a write a single atomic
-rename: a failed import never leaves half a market behind.
+rename: a failed import never leaves half a market behind, and a new id is claimed in one
+step (two imports racing for one id: one wins, the other is refused).
+
+The file name is the id. Anything else in ``markets/`` (a symbolic link, which is never
+followed; a folder; a file that is not an xfer market; a market file renamed by hand, whose
+catalog entry names another id) is left out of the catalog with a one-line warning on stderr
+naming it, and reading it by id is an :class:`~xfer.errors.XferInputError` naming the file:
+one foreign file never stops the store from serving the others.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -110,23 +119,84 @@ def validate_market_id(market_id: str, *, file: str | Path | None = None) -> str
     return market_id
 
 
+_WARNED: set[str] = set()
+
+
+def _warn(message: str) -> None:
+    """One line on stderr, once per process (a catalog is listed many times by one command)."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def _unreadable(path: Path, exc: BaseException) -> XferInputError:
+    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    return XferInputError(file=path, expected="an xfer market file (Parquet written by xfer)",
+                          found=f"an unreadable file ({type(exc).__name__}: {first})",
+                          hint="remove it from the store's markets folder, or re-import the data "
+                               "with `xfer data import --replace`")
+
+
 def read_info(path: Path) -> MarketInfo:
-    """Read only the catalog entry of a market file (no data pages are read)."""
-    meta = pq.read_schema(path).metadata or {}
+    """Read only the catalog entry of a market file (no data pages are read).
+
+    A file that is not an xfer market (not Parquet, no ``xfer.market`` key, an entry that does
+    not validate) is an :class:`XferInputError` naming it; a missing file stays FileNotFoundError.
+    """
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except FileNotFoundError:
+        raise
+    except (pa.ArrowException, OSError) as exc:
+        raise _unreadable(path, exc) from None
     if METADATA_KEY not in meta:
         raise XferInputError(
-            file=path, field="metadata", expected="an xfer market file", found="no xfer.market key"
+            file=path, field="metadata", expected="an xfer market file", found="no xfer.market key (unreadable "
+            "as a market: a Parquet file not written by xfer)",
+            hint="import it with `xfer data import`, or remove it from the store's markets folder",
         )
-    return MarketInfo.model_validate_json(meta[METADATA_KEY])
+    try:
+        return MarketInfo.model_validate_json(meta[METADATA_KEY])
+    except ValueError as exc:  # pydantic's ValidationError
+        raise _unreadable(path, exc) from None
 
 
-def write_market_file(frame: pd.DataFrame, info: MarketInfo, path: Path) -> None:
-    """Write ``frame`` with ``info`` to ``path`` atomically (temp file, then rename)."""
+def write_market_file(frame: pd.DataFrame, info: MarketInfo, path: Path, *, replace: bool = True) -> None:
+    """Write ``frame`` with ``info`` to ``path`` atomically (temp file, then rename).
+
+    ``replace=False``: FileExistsError if ``path`` exists, checked as the file is put in place.
+    """
     table = pa.Table.from_pandas(frame, preserve_index=False)
     meta = dict(table.schema.metadata or {})
     meta[METADATA_KEY] = info.model_dump_json().encode()
     table = table.replace_schema_metadata(meta)
-    atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"), replace=replace)
+
+
+def _not_a_market_file(path: Path) -> str | None:
+    """Why ``path`` (an existing ``*.parquet`` name in a markets folder) is no market file, or None."""
+    try:
+        st = path.lstat()
+    except (FileNotFoundError, NotADirectoryError):  # no such entry (or no such folder)
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        return (f"a symbolic link (to {os.readlink(path)}), which xfer never follows in its store "
+                "(import the data with `xfer data import` instead)")
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file (a folder?)"
+    if not MARKET_ID_RE.fullmatch(path.stem):
+        return (f"its name {path.stem!r} is not a market id (1-64 lowercase letters, digits, '_', '.', '-'), "
+                "so no id reads it")
+    return None
+
+
+def _check_id(info: MarketInfo, market_id: str, path: Path) -> MarketInfo:
+    """The file name is the id: a file copied or renamed by hand keeps another id inside."""
+    if info.id != market_id:
+        raise XferInputError(file=path, field="id", expected=f"a catalog entry of market {market_id!r} (the file "
+                             "name is the id)", found=f"an entry for {info.id!r}: renamed or copied by hand",
+                             hint=f"rename it back to {info.id}.parquet, or re-import the data as {market_id!r}")
+    return info
 
 
 def info_for_frame(frame: pd.DataFrame, **fields: Any) -> MarketInfo:
@@ -156,8 +226,24 @@ class Store:
         return {p.stem: p for p in sorted(d.glob("*.parquet"))} if d.is_dir() else {}
 
     def _user_paths(self) -> dict[str, Path]:
+        """The regular files ``<id>.parquet`` of the markets folder; other ``*.parquet`` entries (a
+        symbolic link, a folder, a name that is no id) are skipped with a warning."""
         d = self.markets_dir
-        return {p.stem: p for p in sorted(d.glob("*.parquet"))} if d.is_dir() else {}
+        if not d.is_dir():
+            return {}
+        try:
+            names = sorted(p for p in d.iterdir() if p.name.endswith(".parquet") and not p.name.startswith("."))
+        except OSError as exc:
+            raise XferInputError(file=d, field="store", expected="a readable markets folder",
+                                 found=f"cannot list it ({exc.strerror or exc})") from None
+        out = {}
+        for p in names:
+            why = _not_a_market_file(p)
+            if why is not None:
+                _warn(f"skipping {p}: {why}")
+                continue
+            out[p.stem] = p
+        return out
 
     def path(self, market_id: str) -> Path:
         """File of a market (user markets shadow nothing: ids are unique)."""
@@ -167,6 +253,9 @@ class Store:
         # Every read goes through here: an id is a file name, never a path out of the store.
         validate_market_id(market_id)
         user = self.markets_dir / f"{market_id}.parquet"
+        why = _not_a_market_file(user)
+        if why is not None:
+            raise XferInputError(file=user, field="market", expected=f"a market file for {market_id!r}", found=why)
         if user.is_file():
             return user
         emb = _samples_dir() / f"{market_id}.parquet"
@@ -189,22 +278,36 @@ class Store:
         out = []
         for k in sorted(paths):
             try:
-                out.append(read_info(paths[k]))
+                info = read_info(paths[k])
             except FileNotFoundError:  # removed by another process since the listing (a shared store)
                 continue
+            except XferInputError as exc:  # a foreign file: the rest of the store still serves
+                _warn(f"skipping unreadable market file {paths[k]}: {exc.found}")
+                continue
+            if info.id != k:
+                _warn(f"skipping {paths[k]}: its catalog entry is market {info.id!r}, not {k!r} (renamed or copied "
+                      "by hand; the file name is the id)")
+                continue
+            out.append(info)
         return out
 
     def __contains__(self, market_id: object) -> bool:
         return isinstance(market_id, str) and market_id in self.ids()
 
     def info(self, market_id: str) -> MarketInfo:
-        return read_info(self._path(market_id))
+        path = self._path(market_id)
+        return _check_id(read_info(path), market_id, path)
 
     def load(self, market_id: str) -> Market:
         """Load one market's bars and catalog entry."""
         path = self._path(market_id)
-        info = read_info(path)
-        frame = pq.read_table(path).to_pandas()
+        info = _check_id(read_info(path), market_id, path)
+        try:
+            frame = pq.read_table(path).to_pandas()
+        except FileNotFoundError:
+            raise
+        except (pa.ArrowException, OSError) as exc:
+            raise _unreadable(path, exc) from None
         frame["date"] = pd.to_datetime(frame["date"]).astype("datetime64[ns]")
         return Market(info=info, frame=frame)
 
@@ -241,7 +344,11 @@ class Store:
                 found=repr(market_id),
             )
         path = self.markets_dir / f"{market_id}.parquet"
-        if path.exists() and not replace:
+        why = _not_a_market_file(path)
+        if why is not None and os.path.lexists(path):
+            raise XferInputError(file=path, field="--market", expected="a new market id, or a market file to replace",
+                                 found=why, hint="remove it by hand first")
+        if os.path.lexists(path) and not replace:
             raise XferInputError(
                 field="--market",
                 expected="a new market id",
@@ -253,7 +360,15 @@ class Store:
     def add(self, frame: pd.DataFrame, info: MarketInfo, *, replace: bool = False) -> Path:
         """Add a market atomically; refuses an existing id unless ``replace``."""
         path = self.check_new(info.id, replace=replace)
-        write_market_file(frame, info, path)
+        try:
+            write_market_file(frame, info, path, replace=replace)
+        except FileExistsError:  # another process added it since check_new: never overwrite it
+            raise XferInputError(
+                field="--market",
+                expected="a new market id",
+                found=f"{info.id!r}, which already exists in {path} (added by another process meanwhile)",
+                hint="pass --replace to overwrite it",
+            ) from None
         return path
 
 

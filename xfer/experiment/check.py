@@ -55,7 +55,11 @@ def problems(cfg: TransferConfig, store: Store, fields: Fields = Fields()) -> li
                 return None
             return groups[name[1:]]
         if name not in catalog:
-            out.append((field, "a market in the catalog (see `xfer data list`)", repr(name)))
+            found = repr(name)
+            if "/" not in name and (store.markets_dir / f"{name}.parquet").exists():
+                # the id's file is there but the listing skipped it (unreadable, renamed, a link)
+                found += f", whose file {store.markets_dir / (name + '.parquet')} does not read as a market"
+            out.append((field, "a market in the catalog (see `xfer data list`)", found))
             return None
         return [name]
 

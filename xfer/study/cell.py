@@ -49,7 +49,7 @@ from xfer.experiment.evaluate import baseline_days, evaluate_fits
 from xfer.experiment.fit import fit_candidates
 from xfer.experiment.prepare import Context, prepare
 from xfer.experiment.run import day_frame
-from xfer.io import write_parquet
+from xfer.io import atomic_write, move_aside, write_parquet
 from xfer.study.results import finished_cells
 from xfer.study.spec import Cell, StudySpec, cells, grid_of, searched
 from xfer.train.types import MemberResult
@@ -93,6 +93,63 @@ def _seed(cell_id: str) -> int:
     return int(hashlib.sha256(cell_id.encode()).hexdigest()[:8], 16)
 
 
+JOURNAL = "optuna.journal"
+"""The study's Optuna journal, one JSON entry a line (the record of every search)."""
+
+
+def journal_problem(path: Path) -> tuple[int | None, str] | None:
+    """None when the journal at ``path`` reads back whole, else (the first bad line, what is wrong).
+
+    Optuna replays the journal on every open: a line that is not a JSON entry (a torn write, a
+    flipped byte) fails every later open, and a last line cut off without its newline is glued
+    to the next entry appended. The line is None when every line is JSON but the entries do not
+    replay."""
+    with open(path, "rb") as f:
+        for n, line in enumerate(f, 1):
+            if not line.endswith(b"\n"):
+                return n, f"an entry cut off (no newline at the end: {line[:60]!r})"
+            try:
+                ok = isinstance(json.loads(line), dict)
+            except ValueError:
+                ok = False
+            if not ok:
+                return n, f"not a JSON journal entry ({line[:60]!r})"
+    try:  # opening replays every entry
+        JournalStorage(JournalFileBackend(str(path)))
+    except Exception as exc:  # any failure of the replay means the same: the journal is unusable
+        return None, f"entries Optuna cannot replay ({type(exc).__name__}: {str(exc)[:200]})"
+    return None
+
+
+def check_journal(study_dir: Path, say: Callable[[str], None]) -> None:
+    """Before a study's cells run: a journal that no longer reads back is moved to
+    ``corrupt/optuna.journal.<timestamp>`` and its entries before the first bad line are kept in a
+    new journal, and ``say`` says so. Nothing is lost but the record: every cell without results
+    is searched again from scratch anyway (resume is exact), and finished cells keep their results.
+    (Left in place, each cell's first open failed, and Ray retried it to fail the same way.)"""
+    path = Path(study_dir) / JOURNAL
+    if not path.is_file():
+        return
+    bad = journal_problem(path)
+    if bad is None:
+        return
+    line, why = bad
+    data = path.read_bytes()
+    dest = move_aside(path)
+    kept = 0
+    if line is not None and line > 1:
+        prefix = b"".join(x + b"\n" for x in data.split(b"\n")[: line - 1])
+        atomic_write(path, lambda tmp: Path(tmp).write_bytes(prefix))
+        if journal_problem(path) is None:
+            kept = line - 1
+        else:
+            path.unlink()
+    where = f"line {line}" if line is not None else "its entries"
+    say(f"{path}: {where}: expected a journal Optuna can read; found {why}; moved to {dest}; "
+        f"{f'the {kept} entries before it kept in a new journal' if kept else 'a new journal started'}: "
+        "the searches of cells without results run again from scratch (finished cells keep their results)")
+
+
 INTERRUPTED = "~interrupted-"
 """A cell's partial search, set aside by :func:`open_search`, is named ``<cell_id>~interrupted-<n>``."""
 
@@ -107,7 +164,7 @@ def open_search(spec: StudySpec, study_dir: Path, cell: Cell) -> optuna.Study:
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study_dir.mkdir(parents=True, exist_ok=True)
-    storage = JournalStorage(JournalFileBackend(str(study_dir / "optuna.journal")))
+    storage = JournalStorage(JournalFileBackend(str(study_dir / JOURNAL)))
     names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
     if cell.cell_id in names:
         _set_aside(storage, cell.cell_id, names)

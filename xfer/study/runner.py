@@ -21,6 +21,7 @@ runs with tracking off and writes no report.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -34,8 +35,9 @@ from rich.console import Console
 
 from xfer.data.store import Store
 from xfer.errors import XferInputError
-from xfer.io import check_output_dir, write_text
+from xfer.io import WriteError, atomic_write, check_output_dir, write_text
 from xfer.study import results as R
+from xfer.study.lock import StudyLock
 from xfer.study.spec import Cell, StudySpec, cells, load
 from xfer.study.storage import StudyStorage, open_storage
 
@@ -115,8 +117,33 @@ def sources_trainable(config: dict[str, Any]) -> None:
     torch.set_num_threads(max(1, int(config["cpus"])))
     _, _, (cell,) = _cells(config)
     t = time.perf_counter()
-    prepare(cell.setup, Store(config["store_root"]))
-    _report({"seconds": time.perf_counter() - t, "sources_ready": True})
+    with _stop_on_write_error():
+        prepare(cell.setup, Store(config["store_root"]))
+        _report({"seconds": time.perf_counter() - t, "sources_ready": True})
+
+
+FATAL = "fatal_write_error"
+"""Result key of a trial stopped by a :class:`~xfer.io.WriteError` (the error's fields, JSON)."""
+
+
+@contextlib.contextmanager
+def _stop_on_write_error() -> Any:
+    """In a trial: a full disk, a quota or a read-only folder ends the trial with a result naming
+    it instead of an exception, which Tune would retry (``max_failures``) to fail the same way;
+    the driver raises it (:func:`_raise_fatal`), and the CLI exits 2 naming the path."""
+    try:
+        yield
+    except WriteError as exc:
+        _report({FATAL: json.dumps([exc.file, exc.field, exc.expected, exc.found, exc.hint])})
+
+
+def _raise_fatal(results: Any) -> None:
+    """Raise the first :class:`~xfer.io.WriteError` a trial of ``results`` (a ResultGrid) stopped on."""
+    for r in results or ():
+        fatal = (getattr(r, "metrics", None) or {}).get(FATAL)
+        if fatal:
+            file, field, expected, found, hint = json.loads(fatal)
+            raise WriteError(file=file, field=field, expected=expected, found=found, hint=hint)
 
 
 def cell_trainable(config: dict[str, Any], cell_tracker: CellTracker | None = None) -> None:
@@ -131,16 +158,17 @@ def cell_trainable(config: dict[str, Any], cell_tracker: CellTracker | None = No
     torch.set_num_threads(max(1, int(config["cpus"])))
     study_dir, spec, bundle = _cells(config)
     node_id = ray.get_runtime_context().get_node_id()
-    for cell in bundle:
-        torch.manual_seed(0)
-        tracker = None
-        done = (study_dir / "cells" / f"{cell.cell_id}.parquet").exists()
-        t = time.perf_counter()
-        if cell_tracker is not None and config["wandb_mode"] != "disabled" and not done:
-            tracker = cell_tracker(study_dir, spec, cell, config["wandb_mode"])
-        run_cell(spec, study_dir, cell.cell_id, Store(config["store_root"]),
-                 report=lambda m, c=cell.cell_id: _report({**m, "cell_id": c}), tracker=tracker,
-                 timings={"tracking": time.perf_counter() - t}, node_id=node_id)
+    with _stop_on_write_error():
+        for cell in bundle:
+            torch.manual_seed(0)
+            tracker = None
+            done = (study_dir / "cells" / f"{cell.cell_id}.parquet").exists()
+            t = time.perf_counter()
+            if cell_tracker is not None and config["wandb_mode"] != "disabled" and not done:
+                tracker = cell_tracker(study_dir, spec, cell, config["wandb_mode"])
+            run_cell(spec, study_dir, cell.cell_id, Store(config["store_root"]),
+                     report=lambda m, c=cell.cell_id: _report({**m, "cell_id": c}), tracker=tracker,
+                     timings={"tracking": time.perf_counter() - t}, node_id=node_id)
 
 
 # ----------------------------------------------------------------------- driver
@@ -185,7 +213,9 @@ def _tune(trainable: Any, bundles: list[list[str]], loc: StudyStorage | Path, st
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         ),
     )
-    return tuner.fit()
+    results = tuner.fit()
+    _raise_fatal(results)
+    return results
 
 
 def check_address(address: str | None, timeout_s: float = 5.0) -> None:
@@ -246,15 +276,33 @@ def open_study(where: str | Path, field: str) -> StudyStorage:
     return loc
 
 
+def _outside_store(sd: Path, st: Store, field: str) -> None:
+    """Refuse a study directory inside the store's markets folder (every ``xfer data list`` would then
+    trip over the study's Parquet files) or inside xfer's embedded samples; the store itself
+    (its markets folder a subfolder of the study directory) is fine."""
+    from xfer.data.store import _samples_dir
+
+    here = Path(sd).expanduser().resolve()
+    for d, what in ((st.markets_dir, "the store's markets folder"), (_samples_dir(), "xfer's embedded samples")):
+        d = Path(d).expanduser().resolve()
+        if here == d or d in here.parents:
+            raise XferInputError(file=sd, field=field, expected=f"a study directory outside {what} ({d})",
+                                 found=f"{here}, inside it",
+                                 hint="pass another --out, e.g. leave it out for $XFER_HOME/studies/NAME")
+
+
 def _open(spec_path: str | Path | None, study_dir: str | Path | None, st: Store,
-          smoke: bool) -> tuple[StudyStorage, StudySpec]:
-    """The study directory and its spec: a new study writes spec.json; a resume reads it."""
+          smoke: bool) -> tuple[StudyStorage, StudySpec, StudyLock]:
+    """The study directory, its spec and its lock, held (:mod:`xfer.study.lock`; the caller
+    releases it): a new study writes spec.json; a resume reads it. A directory another run
+    holds is refused before anything in it is written."""
     if spec_path is None:
         loc = open_study(study_dir, "STUDY_DIR") if study_dir is not None else None
         if loc is None or not (loc.local / SPEC_FILE).is_file():
             raise XferInputError(file=study_dir, field="STUDY_DIR", expected=f"a study directory (with {SPEC_FILE})",
                                  found=f"no {SPEC_FILE}")
-        return loc, _load_spec(loc.local)
+        spec = _load_spec(loc.local)
+        return loc, spec, StudyLock(loc.local, "STUDY_DIR").acquire()
     spec = load(spec_path, st)
     if smoke:
         spec = spec.smoke()
@@ -262,6 +310,7 @@ def _open(spec_path: str | Path | None, study_dir: str | Path | None, st: Store,
     loc = open_study(study_dir or spec.storage or default_dir(spec, st), field)
     sd = loc.local
     if not loc.remote:
+        _outside_store(sd, st, field)
         check_output_dir(sd, field)
     if (sd / SPEC_FILE).exists():
         old = _load_spec(sd)
@@ -270,20 +319,31 @@ def _open(spec_path: str | Path | None, study_dir: str | Path | None, st: Store,
                                  found=f"a directory holding study {old.name!r} (different spec)",
                                  hint=f"use `xfer study resume {loc}` or another --out")
     sd.mkdir(parents=True, exist_ok=True)
-    if not (sd / "study.yaml").exists():
-        shutil.copyfile(spec_path, sd / "study.yaml")
-    write_text(sd / SPEC_FILE, spec.model_dump_json(indent=2))
-    loc.push_changed()
-    return loc, spec
+    lock = StudyLock(sd, field).acquire()
+    try:
+        if not (sd / "study.yaml").exists():
+            atomic_write(sd / "study.yaml", lambda tmp: shutil.copyfile(spec_path, tmp))
+        write_text(sd / SPEC_FILE, spec.model_dump_json(indent=2))
+        loc.push_changed()
+    except BaseException:
+        lock.release()
+        raise
+    return loc, spec, lock
 
 
 def _is_secret(name: str) -> bool:
     """Whether an environment variable holds a credential (``WANDB_API_KEY``, ``*_TOKEN``,
-    ``*SECRET*``, ``*PASSWORD*``, ``*_KEY``...): such a variable never goes into Ray's runtime_env."""
+    ``*SECRET*``, ``*PASSWORD*``, ``*_KEY``, ``AWS_ACCESS_KEY_ID``, ``GOOGLE_APPLICATION_CREDENTIALS``...):
+    such a variable never goes into Ray's runtime_env.
+
+    ``KEY`` counts as a word anywhere in the name (``AWS_ACCESS_KEY_ID`` is half of an AWS key
+    pair): a name wrongly taken for a credential only stays out of the runtime_env, a credential
+    wrongly taken for a name would be written to Ray's logs."""
     n = name.upper()
     parts = set(n.split("_"))
-    return (any(w in n for w in ("SECRET", "PASSWORD", "PASSWD", "APIKEY", "API_KEY"))
-            or bool(parts & {"TOKEN", "CREDENTIAL", "CREDENTIALS"}) or n.endswith("_KEY"))
+    return (any(w in n for w in ("SECRET", "PASSWORD", "PASSWD", "APIKEY", "API_KEY", "ACCESS_KEY",
+                                 "PRIVATE_KEY", "CONNECTION_STRING"))
+            or bool(parts & {"TOKEN", "CREDENTIAL", "CREDENTIALS", "KEY"}))
 
 
 def _environment(sd: Path, st: Store, mode: str) -> dict[str, str]:
@@ -340,14 +400,73 @@ def _keep_loopback() -> Any:
     return keep()
 
 
+def _hold_back_propagated_secrets() -> None:
+    """Keep Ray Tune from copying credentials into its trial actors' runtime_env.
+
+    Ray Tune (2.60: ``ray.tune.execution.class_cache.ENV_VARS_TO_PROPAGATE``) copies
+    ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``... from this process's
+    environment into the runtime_env of every trainable actor, which Ray writes in plain text to
+    ``session_*/logs/runtime_env_agent.log`` and keeps in the GCS. The workers need no copy: those
+    of a local Ray inherit this process's environment, a cluster's nodes have their own
+    (cluster/README.md), as for :func:`_environment`. The set is filtered for the rest of this
+    process (a study runs on Ray xfer starts, joins or finds running); a Ray upgrade that moves it
+    shows up in tests/tracking/test_secrets.py, which searches every file a real study leaves.
+    """
+    try:
+        from ray.tune.execution import class_cache
+    except ImportError:
+        return
+    names = getattr(class_cache, "ENV_VARS_TO_PROPAGATE", None)
+    if names is not None:
+        class_cache.ENV_VARS_TO_PROPAGATE = {n for n in names if not _is_secret(n)}
+
+
+def _private_temp_dir() -> str | None:
+    """The temp root for a local Ray: ``<tmp>/xfer-<uid>/ray``, in a directory only this user may
+    enter (0700); ``<tmp>`` is Ray's own choice (``RAY_TMPDIR``, else ``TMPDIR``, else ``/tmp``).
+
+    Ray makes its temp root and every session directory in it world-readable and writable (0777,
+    logs 0644), and a session's logs and runtime_env records say what a study runs with: the
+    private directory above them keeps the machine's other users out, whatever Ray does below it.
+    An ``xfer-<uid>`` that is not this user's own real directory (a symlink, another user's) is
+    never used: a fresh private one (``mkdtemp``) is. The name stays short because Ray's unix
+    sockets (``session_*/sockets/...``) must fit in 107 bytes. None (Ray's default) where there
+    are no Unix users. Only for a local Ray: a cluster's nodes keep their own temp root.
+    """
+    import stat
+    import tempfile
+
+    if not hasattr(os, "getuid"):
+        return None
+    try:
+        from ray._common.utils import get_default_system_temp_dir
+
+        base = get_default_system_temp_dir()
+    except ImportError:
+        base = os.environ.get("RAY_TMPDIR") or tempfile.gettempdir()
+    root = os.path.join(os.path.abspath(base), f"xfer-{os.getuid()}")
+    os.makedirs(base, exist_ok=True)  # as Ray would make it
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(root, 0o700)
+    info = os.lstat(root)
+    if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid():
+        os.chmod(root, 0o700)  # mkdir's mode is masked by the umask; an old one may be looser
+    else:
+        root = tempfile.mkdtemp(prefix="xfer-", dir=base)
+    return os.path.join(root, "ray")
+
+
 def _start_ray(env: dict[str, str], address: str | None) -> bool:
     """Connect to the cluster at ``address``, or start a local Ray bound to 127.0.0.1 (no
-    dashboard); False when Ray is already up (the caller's instance, left as it is).
+    dashboard) whose temp root is private (:func:`_private_temp_dir`); False when Ray is already
+    up (the caller's instance, left as it is).
 
-    ``env`` rides along as the runtime_env, minus anything secret (see :func:`_environment`).
+    ``env`` rides along as the runtime_env, minus anything secret (see :func:`_environment`), and
+    Ray Tune is kept from adding credentials of its own (:func:`_hold_back_propagated_secrets`).
     """
     import ray
 
+    _hold_back_propagated_secrets()
     if ray.is_initialized():
         return False
     kw: dict[str, Any] = {"runtime_env": {"env_vars": {k: v for k, v in env.items() if not _is_secret(k)}},
@@ -364,7 +483,7 @@ def _start_ray(env: dict[str, str], address: str | None) -> bool:
             # address="local": a new instance even when RAY_ADDRESS is set or a `ray start` cluster
             # runs on this host (ray.init() with no address would join it)
             ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, _node_ip_address=LOOPBACK,
-                     **kw)
+                     _temp_dir=_private_temp_dir(), **kw)
     return True
 
 
@@ -452,11 +571,22 @@ def run_study(spec_path: str | Path | None = None, *, study_dir: str | Path | No
     st = store or Store()
     t0 = time.perf_counter()
     check_address(address)  # before anything is written
-    loc, spec = _open(spec_path, study_dir, st, smoke)
+    loc, spec, lock = _open(spec_path, study_dir, st, smoke)
+    with lock:  # held for the whole run: a second run on this directory is refused at once
+        return _run_open(loc, spec, st, address, console, report, hooks, t0)
+
+
+def _run_open(loc: StudyStorage, spec: StudySpec, st: Store, address: str | None, console: Console,
+              report: bool, hooks: StudyHooks, t0: float) -> StudyRun:
+    """The rest of :func:`run_study`, while it holds the study directory's lock."""
     sd = loc.local
     all_cells = cells(spec)
     done = R.finished_cells(sd, [c.cell_id for c in all_cells],  # unreadable results are set aside
                             lambda m: console.print(m, highlight=False, markup=False, soft_wrap=True))
+    from xfer.study.cell import check_journal
+
+    # a corrupt journal is set aside (its cells without results are searched again)
+    check_journal(sd, lambda m: console.print(m, highlight=False, markup=False, soft_wrap=True))
     pending = [c for c in all_cells if c.cell_id not in done]
     console.print(f"study {spec.name}: {len(all_cells)} cells, {len(all_cells) - len(pending)} done, "
                   f"{len(pending)} to run -> {loc}", highlight=False)

@@ -7,6 +7,7 @@ downstream re-checks or re-parses a spec.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import math
@@ -31,7 +32,16 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,80}$")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def _once(field: str, values: list[Any]) -> None:
+    """Refuse a value listed twice: it would count (and run) as extra cells, or repeat configs."""
+    seen: list[Any] = []
+    for x in values:
+        if x in seen:
+            raise ValueError(f"{field} must list each value once. Got {x!r} twice instead.")
+        seen.append(x)
 
 
 class Task(_Strict):
@@ -58,7 +68,14 @@ class Pair(_Strict):
 
     @model_validator(mode="after")
     def _chains_connect(self) -> Pair:
+        _once("source", self.source)
+        _once("chains", self.chains)
         for i, path in enumerate(self.chains):
+            # the target again is left to check_markets, which names the intermediate at fault
+            again = next((m for k, m in enumerate(path[:-1]) if m in path[:k]), None)
+            if again is not None:
+                raise ValueError(f"chains[{i}] must pass through each market once (no loop). "
+                                 f"Got {again!r} twice in {path} instead.")
             if len(path) < 3:
                 raise ValueError(
                     f"chains[{i}] must be a path [source, intermediate..., target] with at least one "
@@ -88,6 +105,7 @@ class Grid(_Strict):
     def _strategies(cls, v: list[str]) -> list[str]:
         if not v:
             raise ValueError("strategies must list at least one strategy. Got [] instead.")
+        _once("strategies", v)
         return list(check_strategies(tuple(v)))
 
     @field_validator("fractions")
@@ -95,7 +113,16 @@ class Grid(_Strict):
     def _fractions(cls, v: list[float]) -> list[float]:
         if not v:
             raise ValueError("fractions must list at least one fraction. Got [] instead.")
+        _once("fractions", v)  # was deduplicated silently: [0.1, 0.1] is likely a typo for another one
         return list(check_fractions(tuple(v)))
+
+    @field_validator("dann")
+    @classmethod
+    def _dann(cls, v: list[bool]) -> list[bool]:
+        if not v:
+            raise ValueError("dann must list at least one of false, true. Got [] instead.")
+        _once("dann", v)
+        return v
 
     @field_validator("backbone")
     @classmethod
@@ -114,13 +141,14 @@ class Dist(_Strict):
     int_: bool = Field(default=False, alias="int")
     choices: list[Any] | None = None
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _shape(self) -> Dist:
         if self.choices is not None:
             if not self.choices or self.low is not None or self.high is not None:
                 raise ValueError("a distribution is either non-empty 'choices' or 'low'/'high', not both")
+            _once("choices", self.choices)  # a grid search would ask the same config twice
             return self
         if self.low is None or self.high is None:
             raise ValueError("a distribution needs 'low' and 'high' (or 'choices')")
@@ -242,7 +270,8 @@ class StudySpec(_Strict):
     @classmethod
     def _name(cls, v: str) -> str:
         if not NAME_RE.match(v):
-            raise ValueError(f"name must be letters, digits, '_', '.', '-' (max 81). Got {v!r} instead.")
+            shown = repr(v) if len(v) <= 100 else f"{v[:40]!r}... ({len(v):,} characters)"
+            raise ValueError(f"name must be letters, digits, '_', '.', '-' (max 81). Got {shown} instead.")
         return v
 
     @field_validator("pairs")
@@ -250,6 +279,12 @@ class StudySpec(_Strict):
     def _pairs(cls, v: list[Pair]) -> list[Pair]:
         if not v:
             raise ValueError("pairs must list at least one source/target pair. Got [] instead.")
+        seen: dict[tuple[frozenset[str], str], int] = {}
+        for i, p in enumerate(v):  # the same cells twice, under the same cell ids
+            j = seen.setdefault((frozenset(p.source), p.target), i)
+            if j != i:
+                raise ValueError(f"pairs must list each source/target pair once. Got pairs[{i}] "
+                                 f"({p.pair_id}) again after pairs[{j}] instead.")
         return v
 
     @model_validator(mode="after")
@@ -352,8 +387,43 @@ def cell_setup(spec: StudySpec, pair: Pair, chain: tuple[str, ...], dann: bool, 
 def _loc(loc: tuple[Any, ...]) -> str:
     out = ""
     for p in loc:
+        p = p if isinstance(p, int) or str(p).isprintable() else repr(p)  # no control characters on a terminal
         out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
     return out or "(top level)"
+
+
+_STRICT_TYPES = {
+    "int_type": "an integer (not true/false, a quoted string or a decimal)",
+    "float_type": "a number (not true/false or a quoted string)",
+    "bool_type": "true or false",
+    "string_type": "a string",
+    "list_type": "a list",
+    "finite_number": "a finite number (not .inf or .nan)",
+}
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    """The field names of the model at ``loc`` (the location of an unknown field), for did-you-mean."""
+    import typing
+
+    def model(t: Any) -> bool:
+        return isinstance(t, type) and issubclass(t, BaseModel)
+
+    cls: Any = StudySpec
+    keys = 0  # loc parts that are list indices or dict keys, not fields
+    for part in loc[:-1]:
+        if keys:
+            keys -= 1
+            continue
+        info = cls.model_fields.get(part) if model(cls) else None
+        if info is None:
+            return []
+        ann: Any = info.annotation
+        while typing.get_args(ann) and not model(ann):
+            keys += typing.get_origin(ann) in (list, dict)
+            ann = next((a for a in reversed(typing.get_args(ann)) if a is not type(None)), None)
+        cls = ann
+    return [f.alias or name for name, f in cls.model_fields.items()] if model(cls) else []
 
 
 def _errors(exc: ValidationError) -> list[tuple[str, str, str]]:
@@ -362,28 +432,98 @@ def _errors(exc: ValidationError) -> list[tuple[str, str, str]]:
         loc = _loc(tuple(p for p in e["loc"] if p not in ("function-after",)))
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
-            found.append((loc, "no such field (check the spelling)", repr(e.get("input"))))
+            key = e["loc"][-1]
+            close = difflib.get_close_matches(str(key), _fields_at(tuple(e["loc"])), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            found.append((loc, f"no such field (check the spelling{hint})", repr(e.get("input"))[:120]))
         elif e["type"] == "missing":
             found.append((loc, "a value (required field)", "nothing"))
+        elif e["type"] in _STRICT_TYPES:
+            found.append((loc, _STRICT_TYPES[e["type"]], repr(e.get("input"))[:120]))
         else:
             found.append((loc, msg, repr(e.get("input"))[:120]))
     return found
 
 
+MAX_SPEC_BYTES = 1 << 20
+"""A study file is a few kB; a larger one is refused before it is read."""
+MAX_DEPTH = 64
+"""Nesting depth of a study file (a spec nests 5 deep); 5,000 deep overflowed the YAML composer."""
+MAX_NODES = 100_000
+"""Values of a study file once aliases are expanded (a spec holds a few hundred): 9 levels of
+aliases to 9 aliases each (the "billion laughs") expand to 387 million."""
+
 _PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "seq", "map", "timestamp", "merge")}
 
 
-def _refuse_tags(path: Path, node: yaml.Node | None) -> None:
-    """Refuse explicit tags (``!!python/object...``, ``!custom``) at the line of the tag itself."""
+def _at(mark: Any) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "(file)"
+
+
+def _check_events(path: Path, text: str) -> None:
+    """Nesting depth and the size after alias expansion, from the event stream: iterative (no
+    recursion however deep), and no alias is expanded (an anchor's size is counted once, and an
+    alias adds it)."""
+    open_: list[list[Any]] = []  # per open collection: [values in it so far, its anchor]
+    sizes: dict[str, int] = {}
+    total = 0
+
+    def refuse(ev: Any, expected: str, found: str) -> None:
+        raise StudyError(path, [(_at(ev.start_mark), expected, found)])
+
+    for ev in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(ev, yaml.CollectionStartEvent):
+            if len(open_) >= MAX_DEPTH:
+                refuse(ev, f"at most {MAX_DEPTH} levels of nesting", f"more than {MAX_DEPTH} levels")
+            open_.append([1, ev.anchor])
+            total += 1
+            continue
+        if isinstance(ev, yaml.CollectionEndEvent):
+            n, anchor = open_.pop()
+        elif isinstance(ev, yaml.ScalarEvent):
+            n, anchor = 1, ev.anchor
+            total += 1
+        elif isinstance(ev, yaml.AliasEvent):
+            if any(a == ev.anchor for _, a in open_):
+                refuse(ev, "no alias to a value that contains it", f"*{ev.anchor} inside &{ev.anchor} (a cycle)")
+            n, anchor = sizes.get(ev.anchor, 1), None
+            total += n
+        else:
+            continue
+        if anchor is not None:
+            sizes[anchor] = n
+        if open_:
+            open_[-1][0] += n
+        if total > MAX_NODES:
+            what = f" (the alias *{ev.anchor} adds {n:,})" if isinstance(ev, yaml.AliasEvent) else ""
+            refuse(ev, f"at most {MAX_NODES:,} values with aliases expanded",
+                   f"more than {MAX_NODES:,} values{what}")
+
+
+def _check_nodes(path: Path, node: yaml.Node | None) -> None:
+    """Refuse explicit tags (``!!python/object...``, ``!custom``) at the line of the tag itself, and a
+    key given twice in a mapping (YAML keeps the last one silently). Each node is visited once: an
+    alias is not walked again."""
     bad: list[tuple[str, str, str]] = []
     stack = [node] if node is not None else []
+    seen: set[int] = set()
     while stack:
         n = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
         if n.tag not in _PLAIN_TAGS:
-            m = n.start_mark
-            bad.append((f"line {m.line + 1}, column {m.column + 1}", "plain YAML values (no tags)",
+            bad.append((_at(n.start_mark), "plain YAML values (no tags)",
                         f"the tag {n.tag.replace('tag:yaml.org,2002:', '!!')!r}"))
         if isinstance(n, yaml.MappingNode):
+            keys: dict[tuple[str, str], yaml.Node] = {}
+            for k, _ in n.value:
+                if isinstance(k, yaml.ScalarNode):
+                    first = keys.setdefault((k.tag, k.value), k)
+                    if first is not k:
+                        bad.append((_at(k.start_mark), "each key once in a mapping",
+                                    f"the key {k.value!r} twice (lines {first.start_mark.line + 1} and "
+                                    f"{k.start_mark.line + 1}; YAML would keep the last silently)"))
             stack.extend(x for kv in n.value for x in kv)
         elif isinstance(n, yaml.SequenceNode):
             stack.extend(n.value)
@@ -391,27 +531,69 @@ def _refuse_tags(path: Path, node: yaml.Node | None) -> None:
         raise StudyError(path, sorted(bad, key=lambda b: [int(x) for x in re.findall(r"\d+", b[0])]))
 
 
+def _not_finite(raw: Any) -> list[tuple[str, str, str]]:
+    """Every .inf / .nan in the document, with its field path (pydantic's lax floats accept them)."""
+    found = []
+    stack: list[tuple[tuple[Any, ...], Any]] = [((), raw)]
+    seen: set[int] = set()
+    while stack:
+        loc, v = stack.pop()
+        if isinstance(v, float) and not math.isfinite(v):
+            found.append((_loc(loc), "a finite number (not .inf or .nan)", repr(v)))
+        elif isinstance(v, dict | list) and id(v) not in seen:
+            seen.add(id(v))
+            items = v.items() if isinstance(v, dict) else enumerate(v)
+            stack.extend(((*loc, k), x) for k, x in items)
+    return sorted(found)
+
+
 def parse(path: str | Path) -> StudySpec:
-    """Parse and validate a study file's structure; raises :class:`StudyError` with every problem."""
+    """Parse and validate a study file's structure; raises :class:`StudyError` with every problem.
+
+    Before anything is expanded: the file's size, its nesting depth and its size with aliases
+    expanded are capped (:data:`MAX_SPEC_BYTES`, :data:`MAX_DEPTH`, :data:`MAX_NODES`); tags and
+    repeated keys are refused. Values are then validated strictly: ``true`` is not a number,
+    ``"3"`` not an integer, ``.inf`` and ``.nan`` not a value."""
     path = Path(path)
     if not path.is_file():
         raise StudyError(path, [("(file)", "an existing YAML file", "no such file")])
     try:
-        text = path.read_text()
-        _refuse_tags(path, yaml.compose(text, Loader=yaml.SafeLoader))
-        raw = yaml.safe_load(text)
+        with open(path, "rb") as f:
+            data = f.read(MAX_SPEC_BYTES + 1)
+    except OSError as exc:
+        raise StudyError(path, [("(file)", "a readable file", f"{type(exc).__name__}: {exc.strerror or exc}")]) from None
+    if len(data) > MAX_SPEC_BYTES:
+        size_ = max(len(data), path.stat().st_size)
+        raise StudyError(path, [("(file)", f"a study file of at most {MAX_SPEC_BYTES:,} bytes",
+                                 f"{size_:,} bytes")])
+    try:
+        text = data.decode("utf-8")
+        if "\x00" in text:
+            raise StudyError(path, [("(file)", "YAML text", f"a NUL byte at offset {text.index(chr(0))}")])
+        _check_events(path, text)
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        _check_nodes(path, node)
+        loader = yaml.SafeLoader("")
+        try:
+            raw = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except UnicodeDecodeError as exc:
         raise StudyError(path, [("(file)", "UTF-8 text", f"undecodable bytes at offset {exc.start}")]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
-        raise StudyError(path, [(where, "valid YAML", str(getattr(exc, "problem", exc)))]) from None
+        raise StudyError(path, [(_at(mark), "valid YAML", str(getattr(exc, "problem", exc)))]) from None
     if not isinstance(raw, dict):
-        raise StudyError(path, [("(top level)", "a mapping of study fields", type(raw).__name__)])
+        found = "an empty file" if raw is None else f"a {type(raw).__name__} ({repr(raw)[:60]})"
+        raise StudyError(path, [("(top level)", "a mapping of study fields", found)])
+    found = _not_finite(raw)
     try:
-        return StudySpec.model_validate(raw)
+        spec = StudySpec.model_validate(raw, strict=True)
     except ValidationError as exc:
-        raise StudyError(path, _errors(exc)) from None
+        found += [e for e in _errors(exc) if e[0] not in {f[0] for f in found}]
+    if found:
+        raise StudyError(path, found)
+    return spec
 
 
 def check_markets(spec: StudySpec, store: Store, path: str | Path) -> None:
@@ -478,9 +660,47 @@ def size(spec: StudySpec) -> StudySize:
         folds=folds, source_populations=stages)
 
 
-def load(path: str | Path, store: Store | None = None) -> StudySpec:
-    """Parse, validate and check a study file against the market catalog."""
+MAX_CELLS = 10_000
+"""Default cap on a study's cells (``--max-cells``): the largest shipped study has 56; a grid of a
+million cells took a minute and gigabytes to validate before saying it would run for ~95 minutes."""
+MAX_FITS = 100_000_000
+"""Default cap on a study's target fits, cells x trials x seeds x folds (``--max-fits``)."""
+
+
+def count_cells(spec: StudySpec) -> int:
+    """The number of :func:`cells`, by arithmetic (no cell is built): per pair, one scratch cell per
+    fraction, and one cell per path (direct + chains) x DANN setting x transfer strategy x fraction."""
+    fractions, dann = len(spec.grid.fractions), len(spec.grid.dann)
+    transfer = sum(1 for s in spec.grid.strategies if s != "scratch")
+    return sum(fractions + (1 + len(p.chains)) * dann * transfer * fractions for p in spec.pairs)
+
+
+def check_size(spec: StudySpec, path: str | Path, max_cells: int = MAX_CELLS, max_fits: int = MAX_FITS) -> None:
+    """Refuse a study over the caps, from the spec's counts alone, before any cell is built."""
+    n = count_cells(spec)
+    fits = n * spec.search.trials_per_cell * spec.grid.seeds * spec.evaluation.folds
+    found = []
+    if n > max_cells:
+        found.append(("grid", f"at most {max_cells:,} cells (raise the cap with --max-cells N)",
+                      f"{n:,} cells ({len(spec.pairs)} pair(s), {sum(len(p.chains) for p in spec.pairs)} chain(s), "
+                      f"{len(spec.grid.strategies)} strategy(ies), {len(spec.grid.fractions)} fraction(s), "
+                      f"{len(spec.grid.dann)} DANN setting(s))"))
+    if fits > max_fits:
+        found.append(("grid", f"at most {max_fits:,} target fits (raise the cap with --max-fits N)",
+                      f"{fits:,} fits ({n:,} cells x {spec.search.trials_per_cell} trial(s) x "
+                      f"{spec.grid.seeds} seed(s) x {spec.evaluation.folds} fold(s))"))
+    if found:
+        raise StudyError(path, found)
+
+
+def load(path: str | Path, store: Store | None = None, *, max_cells: int | None = None,
+         max_fits: int | None = None) -> StudySpec:
+    """Parse, validate and check a study file against the market catalog; with ``max_cells`` or
+    ``max_fits``, first check its size against those caps (:func:`check_size`)."""
     spec = parse(path)
+    if max_cells is not None or max_fits is not None:
+        check_size(spec, path, MAX_CELLS if max_cells is None else max_cells,
+                   MAX_FITS if max_fits is None else max_fits)
     check_markets(spec, store or Store(), path)
     return spec
 

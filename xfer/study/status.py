@@ -76,7 +76,15 @@ def _told(study_dir: Path) -> dict[str, int]:
     from optuna.trial import TrialState
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = JournalStorage(JournalFileBackend(str(path)))
+    try:  # opening replays every entry: a corrupt line fails here (a torn last one is skipped)
+        storage = JournalStorage(JournalFileBackend(str(path)))
+    except Exception as exc:  # any failure of the replay means the same: the journal is unusable
+        from xfer.errors import XferInputError
+
+        raise XferInputError(file=path, expected="an Optuna journal that reads back",
+                             found=f"{type(exc).__name__}: {str(exc)[:200]}",
+                             hint=f"if no run is writing the study, `xfer study resume {study_dir}` moves it to "
+                                  "corrupt/ and searches the cells without results again") from None
     out = {}
     for s in optuna.get_all_study_summaries(storage, include_best_trial=False):
         trials = storage.get_all_trials(s._study_id, deepcopy=False, states=(TrialState.COMPLETE,))
