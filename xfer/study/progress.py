@@ -1,4 +1,7 @@
-"""Driver-side live progress for Ray Tune: cells done / total, best so far, ETA.
+"""Driver-side live progress for Ray Tune: cells done / total, best validation so far, ETA.
+
+Only validation is shown while a study runs: the test score is what the final tables report,
+not something to chase while the study is still choosing.
 
 Tune pickles callbacks into its experiment state, so this lives in an importable module and
 keeps its console out of the pickled state.
@@ -36,13 +39,13 @@ class StudyProgress(Callback):
         elapsed = time.perf_counter() - self.start
         eta = elapsed / max(ran, 1) * (self.total - self.done)
         cell = result.get("cell_id", "?")
-        test = result.get("test_score", float("nan"))
-        if test == test and (self.best is None or test > self.best[0]):
-            self.best = (float(test), cell)
-        best = f"best test so far {self.best[0]:.4f} ({self.best[1]})" if self.best else ""
+        val = float(result.get("val_score", float("nan")))
+        if val == val and (self.best is None or val < self.best[0]):  # a loss: lower is better
+            self.best = (val, cell)
+        best = f"lowest val so far {self.best[0]:.4f} ({self.best[1]})" if self.best else ""
         self.console.print(
-            f"[cells {self.done}/{self.total}] {cell}: val {result.get('val_score', float('nan')):.4f} "
-            f"test {test:.4f} | {best} | {elapsed:.0f}s elapsed, ETA {eta:.0f}s", highlight=False, markup=False)
+            f"[cells {self.done}/{self.total}] {cell}: val {val:.4f} | {best} | {elapsed:.0f}s elapsed, "
+            f"ETA {eta:.0f}s", highlight=False, markup=False)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.console.print(f"cell(s) {', '.join(trial.config['cell_ids'])} failed; Tune retries the unfinished "
