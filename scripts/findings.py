@@ -5,6 +5,7 @@
     python scripts/findings.py lr STUDY_DIR          # validation loss per fine-tune LR ratio (grid searches)
     python scripts/findings.py families STUDY_DIR    # permutation importance per feature family, transfer vs scratch
     python scripts/findings.py regimes STUDY_DIR [--fractions 0.1,1.0]   # verdicts within volatility regimes
+    python scripts/findings.py pooled STUDY_DIR [--versus scratch]  # effects pooled across targets, per asset class
 
 Each prints markdown, ready for RESULTS.md, computed from the study's own files
 (``sizing.parquet``, ``verdicts.parquet``, ``results.parquet``, ``predictions.parquet``,
@@ -13,7 +14,8 @@ Each prints markdown, ready for RESULTS.md, computed from the study's own files
 - **verdicts**: ``verdicts.parquet`` as a table: the paired day-level delta against scratch
   (95%, Holm over the study), and whether the cell beats the best practitioner baseline
   (``yes``/``no`` when the 95% interval of the difference excludes 0, else ``tie``).
-- **sizing**: the required fraction and its interval (``xfer.evaluate.inference.required_fraction_days``:
+- **sizing**: the required fraction and its interval (and, for tables of this version, the
+  monotone curve's: ``xfer.evaluate.sizing.monotone_sizing``, isotonic fit and 90% joint band) (``xfer.evaluate.inference.required_fraction_days``:
   the smallest fraction whose curve reaches scratch at the largest fraction, day-level bootstrap
   of all fractions jointly, 90%), beside the article's range; and per strategy the smallest
   fraction whose verdict against the best practitioner baseline (HAR-RV or EWMA) is positive.
@@ -26,6 +28,11 @@ Each prints markdown, ready for RESULTS.md, computed from the study's own files
   when the family's columns are shuffled), the mean per strategy, and each transfer strategy's
   paired difference from scratch (same pair, fraction, fold and seed) with a 95% percentile
   bootstrap over (pair, fraction, fold) blocks.
+- **pooled**: ``pooled.parquet`` (:func:`xfer.evaluate.tables.pooled`): per group of targets,
+  strategy and fraction, the mean target's effect against ``--versus`` (``scratch`` at the same
+  fraction, ``scratch_full`` at full data, or a baseline such as ``har_rv``) with its 95%
+  random-effects interval, Holm within each reference, the between-target spread tau and the
+  95% prediction interval for a new target.
 - **regimes**: the verdict table (paired day-level tests against scratch and against the best
   baseline, Holm within each regime's table) on the test days of each volatility regime: a day
   is high-vol when the target's trailing 20-day realised vol exceeds its median over the days
@@ -84,8 +91,11 @@ def sizing_table(study: Path) -> str:
     s = s[(s["chain"] == "direct") & (s["dann_weight"] == 0) & (s["strategy"] != "scratch")]
     v = pd.read_parquet(study / "verdicts.parquet")
     v = v[(v["chain"] == "direct") & (v["dann_weight"] == 0)]
-    lines = ["| target | strategy | required fraction | 90% interval | draws reaching | article | "
-             "smallest fraction beating the best baseline |", "|---|---|---|---|---|---|---|"]
+    mono = "monotone_fraction" in s.columns
+    lines = ["| target | strategy | required fraction | 90% interval | draws reaching | "
+             + ("monotone fit [90% joint band] | " if mono else "")
+             + "article | smallest fraction beating the best baseline |",
+             "|---|---|---|---|---|---|---|" + ("---|" if mono else "")]
     for r in s.to_dict("records"):
         beat = v[(v["target"] == r["target"]) & (v["strategy"] == r["strategy"])
                  & (v["delta_vs_baseline_ci_low"] > 0)]
@@ -93,7 +103,9 @@ def sizing_table(study: Path) -> str:
             if len(beat) else "none"
         lines.append(f"| {r['target']} | {r['strategy']} | {_pct(r['required_fraction'])} | "
                      f"[{_pct(r['ci_low'])}, {_pct(r['ci_high'])}] | {100 * r['reached_share']:.0f}% | "
-                     f"{RULE_OF_THUMB.get(r['strategy'], '')} | {first} |")
+                     + (f"{_pct(r['monotone_fraction'])} [{_pct(r['monotone_ci_low'])}, "
+                        f"{_pct(r['monotone_ci_high'])}] | " if mono else "")
+                     + f"{RULE_OF_THUMB.get(r['strategy'], '')} | {first} |")
     sc = v[v["strategy"] == "scratch"].sort_values(["target", "fraction"])
     lines += ["", "| target | scratch at fraction | score | best baseline | baseline score | scratch - baseline | 95% interval |",
               "|---|---|---|---|---|---|---|"]
@@ -213,6 +225,22 @@ def verdicts_table(study: Path) -> str:
     return "\n".join(lines)
 
 
+def pooled_table(study: Path, versus: str) -> str:
+    """The pooled table for one reference (``--versus``), groups ``all`` first."""
+    t = pd.read_parquet(study / "pooled.parquet")
+    t = t[t["versus"] == versus]
+    t = t.assign(o=t["strategy"].map(ORDER), g=t["group"] != "all").sort_values(["g", "group", "o", "fraction"])
+    lines = [f"| group | targets | strategy | fraction | delta vs {versus} | 95% interval | p (Holm) | verdict | "
+             "tau | 95% prediction interval | detectable (80%) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in t.to_dict("records"):
+        verdict = f"**{r['verdict']}**" if r["verdict"] in ("positive", "negative") else r["verdict"]
+        lines.append(f"| {r['group']} | {r['n_targets']} | {r['strategy']} | {r['fraction']:g} | {r['estimate']:+.3f} | "
+                     f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] | {r['p_adjusted']:.3f} | {verdict} | "
+                     f"{math.sqrt(r['tau2']):.3f} | [{r['pi_low']:+.3f}, {r['pi_high']:+.3f}] | "
+                     f"{r['detectable_effect']:.3f} |")
+    return "\n".join(lines)
+
+
 # ----------------------------------------------------------------------- regimes
 
 
@@ -254,13 +282,14 @@ def regimes_table(study: Path, fractions: list[float] | None, store: Store) -> s
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("table", choices=["verdicts", "sizing", "lr", "families", "regimes"])
+    ap.add_argument("table", choices=["verdicts", "sizing", "lr", "families", "regimes", "pooled"])
     ap.add_argument("study_dir", type=Path)
     ap.add_argument("--fractions", default="", help="regimes: only these fractions (comma-separated)")
     ap.add_argument("--store", type=Path, default=None, help="market store (default: XFER_HOME)")
+    ap.add_argument("--versus", default="scratch", help="pooled: scratch, scratch_full or a baseline (har_rv...)")
     args = ap.parse_args(argv)
     need = {"verdicts": "verdicts.parquet", "sizing": "sizing.parquet", "lr": "optuna.journal", "families": "results.parquet",
-            "regimes": "predictions.parquet"}[args.table]
+            "regimes": "predictions.parquet", "pooled": "pooled.parquet"}[args.table]
     if not (args.study_dir / need).is_file() or not (args.study_dir / "spec.json").is_file():
         print(f"error: {args.study_dir}: not a finished study directory (needs spec.json and {need})", file=sys.stderr)
         return 2
@@ -272,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
         print(lr_table(args.study_dir))
     elif args.table == "families":
         print(families_table(args.study_dir))
+    elif args.table == "pooled":
+        print(pooled_table(args.study_dir, args.versus))
     else:
         fr = [float(x) for x in args.fractions.split(",") if x.strip()]
         print(regimes_table(args.study_dir, fr or None, Store(args.store) if args.store else Store()))

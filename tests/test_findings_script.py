@@ -129,3 +129,22 @@ def test_cluster_interval_covers_a_zero_effect_at_about_its_nominal_rate() -> No
         _, lo, hi = findings.cluster_interval(blocks, 300, rng)
         covered += bool(lo[0] <= 0.0 <= hi[0])
     assert 0.90 <= covered / reps <= 0.985, covered / reps
+
+
+def test_pooled_table_prints_the_chosen_reference_all_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from xfer.evaluate.contract import POOLED_COLUMNS
+
+    base = {"strategy": "head_only", "fraction": 0.1, "dann_weight": 0.0, "metric": "r2_oos", "n_targets": 20,
+            "targets": "a", "ci_low": -0.01, "ci_high": 0.05, "p_value": 0.1, "p_adjusted": 0.4,
+            "verdict": "inconclusive", "tau2": 0.0009, "pi_low": -0.05, "pi_high": 0.09, "detectable_effect": 0.04,
+            "df": 19.0}
+    rows = [{**base, "group": "equity", "versus": "scratch", "estimate": 0.02},
+            {**base, "group": "all", "versus": "scratch", "estimate": 0.03},
+            {**base, "group": "all", "versus": "har_rv", "estimate": -0.5}]
+    pd.DataFrame(rows, columns=list(POOLED_COLUMNS)).to_parquet(tmp_path / "pooled.parquet")
+    (tmp_path / "spec.json").write_text("{}")
+    assert findings.main(["pooled", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and "delta vs scratch" in lines[0]
+    assert lines[2].startswith("| all | 20 | head_only | 0.1 | +0.030 |") and "| 0.030 |" in lines[2]  # tau
+    assert lines[3].startswith("| equity |")

@@ -87,9 +87,11 @@ def test_curves_sizing_and_comparisons(days: pd.DataFrame) -> None:
     row = c[(c["strategy"] == "head_only") & (c["fraction"] == 0.2) & (c["chain"] == "direct")].iloc[0]
     assert row["ci_low"] <= row["mean"] <= row["ci_high"] and row["n"] == N_DAYS
     s = T.sizing(d, "skill").set_index(["strategy", "chain"])
-    assert set(s.reset_index().columns) == set(SIZING_COLUMNS)
+    assert set(s.reset_index().columns) == {*SIZING_COLUMNS, *T.MONOTONE_COLUMNS}
     # head_only at 0.2 is 0.5 above scratch at 1.0 (the largest fraction) on every day: reached at 0.2
     assert s.loc[("head_only", "direct"), "required_fraction"] == 0.2
+    # the monotone curve agrees, and its band excludes "never" and "later"
+    assert tuple(s.loc[("head_only", "direct"), list(T.MONOTONE_COLUMNS)]) == (0.2, 0.2, 0.2)
     # scratch's days at 0.2 were copied to 1.0: it reaches its own full-data level at 0.2 already
     assert s.loc[("scratch", "direct"), "required_fraction"] == 0.2
     cmp = T.comparisons(d, "skill")
@@ -166,4 +168,4 @@ def test_an_unguarded_script_gets_its_tables_once(days: pd.DataFrame, tmp_path: 
                          timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.count("script ran") == 1
-    assert "tables ['comparisons', 'curves', 'predictions', 'results', 'sizing', 'verdicts']" in run.stdout
+    assert "tables ['comparisons', 'curves', 'pooled', 'predictions', 'results', 'sizing', 'verdicts']" in run.stdout

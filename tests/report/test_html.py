@@ -618,3 +618,21 @@ def test_cli_report_on_old_study_exits_2_with_the_message(tmp_path: Path, cli) -
     assert r.code == 2
     assert "verdicts.parquet" in r.err and "p_adjusted" in r.err and "Traceback" not in r.err
     assert not (root / "report.html").exists()
+
+
+def test_pooled_section_shows_the_pooled_table_only_when_there_is_one(tmp_path: Path) -> None:
+    from xfer.evaluate.contract import POOLED_COLUMNS
+
+    root = make_study(tmp_path / "pooled_study")
+    assert 'id="pooled"' not in render_report(root) and 'href="#pooled"' not in render_report(root)
+    row = {"group": "equity", "strategy": "head_only", "fraction": 0.1, "dann_weight": 0.0, "versus": "scratch",
+           "metric": "r2_oos", "n_targets": 20, "targets": "a,b", "estimate": 0.0123, "ci_low": -0.004,
+           "ci_high": 0.0286, "p_value": 0.14, "p_adjusted": 0.56, "verdict": "inconclusive", "tau2": 0.0004,
+           "pi_low": -0.031, "pi_high": 0.0556, "detectable_effect": 0.03, "df": 17.5}
+    pd.DataFrame([row], columns=list(POOLED_COLUMNS)).to_parquet(root / "pooled.parquet")
+    page = render_report(root)
+    body = section(page, "pooled")
+    assert 'href="#pooled"' in page and "<h2>Pooled across targets</h2>" in body
+    cells = table_rows(body)[1]
+    for text in ("equity", "head_only", "scratch", "20", "inconclusive", "0.02"):  # tau = sqrt(0.0004)
+        assert text in cells, (text, cells)

@@ -12,6 +12,7 @@ alike; a study directory holds them as Parquet files:
       curves.parquet        data-sizing curve points         (CURVE_COLUMNS)
       sizing.parquet        required fraction per strategy   (SIZING_COLUMNS)
       comparisons.parquet   chain vs direct, DANN vs none    (COMPARISON_COLUMNS)
+      pooled.parquet        effects pooled across targets    (POOLED_COLUMNS)
       cells/<cell_id>.parquet   the rows of one finished cell (results.parquet = their union)
       days/<cell_id>.parquet    the test days of one finished cell (predictions.parquet = their union)
       cells/corrupt/, days/corrupt/  unreadable cell files set aside by a resume (the cell was rerun)
@@ -86,8 +87,22 @@ COMPARISON_COLUMNS = ("pair", "kind", "variant", "baseline", "strategy", "fracti
 DANN weight as text); ``delta`` is variant minus baseline, paired day by day and seed by seed;
 ``p_adjusted`` is Holm over the comparisons table."""
 
+POOLED_COLUMNS = ("group", "strategy", "fraction", "dann_weight", "versus", "metric", "n_targets", "targets",
+                  "estimate", "ci_low", "ci_high", "p_value", "p_adjusted", "verdict", "tau2", "pi_low",
+                  "pi_high", "detectable_effect", "df")
+"""``pooled.parquet``: per target group (``all``, and each asset class with 3 or more targets),
+strategy, fraction and DANN setting, the random-effects pooled paired difference against
+``versus`` (``scratch`` at the same fraction, ``scratch_full`` at the largest fraction: the
+data-sizing question, or a practitioner baseline) over the study's
+direct pairs (:func:`xfer.evaluate.pooled.pooled_effect`): ``estimate`` the mean target's
+effect with its interval, ``tau2`` the between-target variance, ``pi_low``/``pi_high`` the 95%
+prediction interval for a new target of the group; ``p_adjusted`` is Holm within each
+``versus`` (one family per question) and ``detectable_effect`` the effect found with 80% power
+at that family's Bonferroni level (an upper bound of Holm's); ``targets`` the comma-joined target ids."""
+
 TABLE_COLUMNS = {"results": RESULTS_COLUMNS, "predictions": PREDICTION_COLUMNS, "verdicts": VERDICT_COLUMNS,
-                 "curves": CURVE_COLUMNS, "sizing": SIZING_COLUMNS, "comparisons": COMPARISON_COLUMNS}
+                 "curves": CURVE_COLUMNS, "sizing": SIZING_COLUMNS, "comparisons": COMPARISON_COLUMNS,
+                 "pooled": POOLED_COLUMNS}
 
 RULE_OF_THUMB = {"head_only": "10-20%", "partial": "30-50%", "full": "60-80%"}
 """The seed article's data-sizing rules, shown beside the measured required fractions."""

@@ -26,12 +26,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from xfer.errors import XferInputError
 from xfer.evaluate.contract import (
     BASELINES,
     COMPARISON_COLUMNS,
     CURVE_COLUMNS,
+    POOLED_COLUMNS,
     PREDICTION_COLUMNS,
     RESULTS_COLUMNS,
     RULE_OF_THUMB,
@@ -40,11 +42,14 @@ from xfer.evaluate.contract import (
 )
 from xfer.evaluate.inference import (
     DayTest,
+    _seed_variance,
     adjust_pvalues,
     paired_day_test,
     required_fraction_days,
     verdict_from,
 )
+from xfer.evaluate.pooled import pooled_effect
+from xfer.evaluate.sizing import monotone_sizing
 
 ALPHA = 0.05
 """Level of the verdicts (on the adjusted p-value) and 1 - level of the delta intervals."""
@@ -80,6 +85,8 @@ class Days:
         self.rows = m.columns.to_numpy()
         self.x = m.to_numpy(np.float64)
         self.horizon = int(g["horizon"].max())
+        self.dates = (g.groupby("row")["date"].first().reindex(self.rows).to_numpy()
+                      if "date" in g else np.array([], dtype="datetime64[ns]"))
 
     @property
     def mean(self) -> float:
@@ -101,9 +108,34 @@ def paired(a: Days, b: Days) -> np.ndarray:
     return xa - np.nanmean(xb, axis=0, keepdims=True)
 
 
-def test_pair(a: Days, b: Days) -> DayTest:
+N_BOOT = 2000
+"""Bootstrap draws of a paired day-level test."""
+FLOOR_DRAWS = 10
+"""A test with at most this many draws as extreme as its statistic sits near the resampling floor."""
+
+
+def test_pair(a: Days, b: Days, n_boot: int = N_BOOT) -> DayTest:
     """The paired day-level test of ``a`` against ``b`` (higher scores = better)."""
-    return paired_day_test(paired(a, b), horizon=max(a.horizon, b.horizon), level=1 - ALPHA)
+    return paired_day_test(paired(a, b), horizon=max(a.horizon, b.horizon), level=1 - ALPHA, n_boot=n_boot)
+
+
+def floor_draws(n_comparisons: int) -> int | None:
+    """Draws that let Holm over ``n_comparisons`` call a strong effect, or None when the default does.
+
+    A bootstrap p-value is at least ``1 / (1 + B)``, so the smallest Holm-adjusted p-value of a
+    table is ``m / (1 + B)``: with B = 2000, a table of 101 comparisons or more could never call
+    anything, and one of 42 only at p = 0.021 whatever the effect. Where that floor exceeds a
+    quarter of the level, the tests near it (:data:`FLOOR_DRAWS`) are redrawn with
+    ``20 m / alpha`` draws, so the smallest attainable adjusted p-value is ``alpha / 20``; the
+    other tests' p-values are far from the floor and keep their draws.
+    """
+    if n_comparisons / (1 + N_BOOT) <= ALPHA / 4:
+        return None
+    return math.ceil(20 * n_comparisons / ALPHA)
+
+
+def near_floor(t: DayTest) -> bool:
+    return math.isfinite(t.p_value) and t.p_value * (1 + N_BOOT) <= 1 + FLOOR_DRAWS
 
 
 def _groups(days: pd.DataFrame, keys: list[str]) -> dict[tuple[Any, ...], Days]:
@@ -135,7 +167,8 @@ def verdicts(results: pd.DataFrame, days: pd.DataFrame) -> pd.DataFrame:
     # scratch does not depend on the source, the chain or DANN: one per (pair, fraction)
     scratch = {(k[0], k[5]): v for k, v in sorted(cells.items(), key=lambda kv: kv[0][3] != "direct")
                if k[4] == "scratch"}
-    rows = []
+    rows: list[dict[str, Any]] = []
+    redo: list[tuple[int, Days, Days, DayTest]] = []
     for key, cell in cells.items():
         k = dict(zip(CELL_KEYS, key, strict=True))
         sc = scratch.get((k["pair"], k["fraction"]))
@@ -150,10 +183,14 @@ def verdicts(results: pd.DataFrame, days: pd.DataFrame) -> pd.DataFrame:
                        verdict="inconclusive", detectable_effect=math.nan, block_length=math.nan)
         else:
             t = test_pair(cell, sc)
-            row.update(delta=t.estimate, delta_ci_low=t.ci_low, delta_ci_high=t.ci_high, p_value=t.p_value,
-                       detectable_effect=t.half_width, block_length=t.block_length, n_days=t.n_days)
+            row.update(_test_columns(t))
+            redo.append((len(rows), cell, sc, t))
         row.update(_against_baselines(cell, baselines.get((k["pair"], k["fraction"]), {})))
         rows.append(row)
+    draws = floor_draws(len(redo))
+    for i, cell, sc, t in redo:
+        if draws is not None and near_floor(t):
+            rows[i].update(_test_columns(test_pair(cell, sc, draws)))
     out = pd.DataFrame(rows)
     tested = out["strategy"] != "scratch"
     out["p_adjusted"] = math.nan
@@ -164,6 +201,11 @@ def verdicts(results: pd.DataFrame, days: pd.DataFrame) -> pd.DataFrame:
                                   zip(out.loc[tested, "delta"], out.loc[tested, "p_adjusted"], strict=True)]
     extra = sorted(c for c in out.columns if c.startswith("baseline_") and c.endswith("_score"))
     return out[[*VERDICT_COLUMNS, *extra]].reset_index(drop=True)
+
+
+def _test_columns(t: DayTest) -> dict[str, Any]:
+    return {"delta": t.estimate, "delta_ci_low": t.ci_low, "delta_ci_high": t.ci_high, "p_value": t.p_value,
+            "detectable_effect": t.half_width, "block_length": t.block_length, "n_days": t.n_days}
 
 
 def _against_baselines(cell: Days, base: dict[str, Days]) -> dict[str, Any]:
@@ -199,12 +241,19 @@ def curves(days: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(CURVE_COLUMNS))
 
 
+MONOTONE_COLUMNS = ("monotone_fraction", "monotone_ci_low", "monotone_ci_high")
+"""Extra sizing columns: the required fraction of the monotone sizing curve
+(:func:`xfer.evaluate.sizing.monotone_sizing`: isotonic fit, 90% joint band) beside the
+first-passage statistic of the contract columns."""
+
+
 def sizing(days: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
     """Required fraction per strategy: where its curve first reaches scratch at the largest
-    fraction, with an interval from the same day-level resampling (all fractions jointly)."""
+    fraction, with an interval from the same day-level resampling (all fractions jointly); and
+    the monotone curve's estimate (:data:`MONOTONE_COLUMNS`)."""
     models = days[~days["strategy"].isin(ALL_BASELINES)]
     if models.empty:
-        return pd.DataFrame(columns=list(SIZING_COLUMNS))
+        return pd.DataFrame(columns=[*SIZING_COLUMNS, *MONOTONE_COLUMNS])
     keys = ["pair", "source", "target", "chain", "strategy", "dann_weight"]
     rows = []
     for key, g in models.groupby(keys, sort=True):
@@ -220,10 +269,101 @@ def sizing(days: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
             common = np.intersect1d(common, d.rows)
         curve = {f: d.on(common) for f, d in by_frac.items()}
         rf = required_fraction_days(curve, ref.on(common), horizon=ref.horizon)
+        try:
+            mono = monotone_sizing(curve, ref.on(common), horizon=ref.horizon, level=0.9)
+            mono_cols = {"monotone_fraction": mono.point, "monotone_ci_low": mono.ci_low,
+                         "monotone_ci_high": mono.ci_high}
+        except ValueError:  # too few common days for a band
+            mono_cols = dict.fromkeys(MONOTONE_COLUMNS, math.nan)
         rows.append({**k, "metric": metric or "score", "required_fraction": rf.point, "ci_low": rf.ci_low,
                      "ci_high": rf.ci_high, "reached_share": rf.reached_share,
-                     "rule_of_thumb": RULE_OF_THUMB.get(k["strategy"], "")})
-    return pd.DataFrame(rows, columns=list(SIZING_COLUMNS))
+                     "rule_of_thumb": RULE_OF_THUMB.get(k["strategy"], ""), **mono_cols})
+    return pd.DataFrame(rows, columns=[*SIZING_COLUMNS, *MONOTONE_COLUMNS])
+
+
+# ----------------------------------------------------------------------- pooled across targets
+
+
+POWER = 0.8
+"""Power at which ``detectable_effect`` is stated in the pooled table."""
+
+
+def _target_effect(cell: Days, ref: Days) -> tuple[pd.Series, float]:
+    """One target's seed-averaged paired day differences indexed by date, and the variance its
+    training seeds add to their mean (:func:`~xfer.evaluate.inference._seed_variance`)."""
+    rows = np.intersect1d(cell.rows, ref.rows)
+    arr = paired(cell, ref)
+    x = np.nanmean(arr, axis=0)
+    dates = cell.dates[np.searchsorted(cell.rows, rows)]
+    window = max(1, 2 * max(cell.horizon, ref.horizon))
+    seed_var = _seed_variance(arr, x, window) if arr.shape[0] > 1 else 0.0
+    return pd.Series(x, index=pd.DatetimeIndex(dates)).groupby(level=0).mean(), seed_var
+
+
+def pooled(days: pd.DataFrame, groups: dict[str, str] | None = None, metric: str | None = None) -> pd.DataFrame:
+    """Random-effects pooled effects across targets (:func:`xfer.evaluate.pooled.pooled_effect`).
+
+    Per (strategy, fraction, DANN setting) of the direct pairs, each target's paired day
+    differences against scratch (same pair and fraction), against scratch at the pair's largest
+    fraction (``scratch_full``: the data-sizing question, pooled) and against each practitioner baseline
+    are pooled over every target (group ``all``) and over each group of ``groups`` (target ->
+    group, e.g. the asset class) holding 3 or more targets. A target with several pairs (sources)
+    contributes its first pair, so no target counts twice. Holm adjusts within each reference
+    (``versus``): one family per question.
+    """
+    if days.empty or "date" not in days:
+        return pd.DataFrame(columns=list(POOLED_COLUMNS))
+    models = days[~days["strategy"].isin(ALL_BASELINES) & (days["chain"] == "direct")]
+    first_pair = models.drop_duplicates("target").set_index("target")["pair"]
+    models = models[models["pair"].isin(set(first_pair))]
+    cells = _groups(models, CELL_KEYS)
+    baselines = _baselines_of(days[days["pair"].isin(set(first_pair))])
+    scratch = {(k[0], k[5]): v for k, v in cells.items() if k[4] == "scratch"}
+    effects: dict[tuple[str, float, float, str], dict[str, tuple[pd.Series, float]]] = {}
+    for key, cell in cells.items():
+        k = dict(zip(CELL_KEYS, key, strict=True))
+        refs = {f"baseline:{n}": b for n, b in baselines.get((k["pair"], k["fraction"]), {}).items()}
+        if k["strategy"] != "scratch" and (k["pair"], k["fraction"]) in scratch:
+            refs["scratch"] = scratch[(k["pair"], k["fraction"])]
+        full = max((f for p, f in scratch if p == k["pair"]), default=None)
+        if full is not None and (k["strategy"] != "scratch" or k["fraction"] != full):
+            refs["scratch_full"] = scratch[(k["pair"], full)]  # the sizing question: reach full-data scratch?
+        for versus, ref in refs.items():
+            slot = (str(k["strategy"]), float(k["fraction"]), float(k["dann_weight"]), versus.removeprefix("baseline:"))
+            series, seed_var = _target_effect(cell, ref)
+            if series.notna().sum() >= 10:  # a handful of dated days pools nothing
+                effects.setdefault(slot, {})[str(k["target"])] = (series, seed_var)
+    members = {"all": sorted(first_pair.index)}
+    for target, group in sorted((groups or {}).items()):
+        if target in first_pair.index:
+            members.setdefault(str(group), []).append(target)
+    members = {g: ts for g, ts in members.items() if len(ts) >= 3 and (g == "all" or ts != members["all"])}
+    horizon = int(days["horizon"].max())
+    rows = []
+    for (strategy, fraction, dann, versus), per_target in sorted(effects.items()):
+        for group, targets in members.items():
+            have = [t for t in targets if t in per_target]
+            if len(have) < 3:
+                continue
+            d = pd.DataFrame({t: per_target[t][0] for t in have}).sort_index()
+            seed_var = pd.Series({t: per_target[t][1] for t in have})
+            r = pooled_effect(d, horizon=horizon, level=1 - ALPHA, seed_var=seed_var)
+            rows.append({"group": group, "strategy": strategy, "fraction": fraction, "dann_weight": dann,
+                         "versus": versus, "metric": metric or "score", "n_targets": r.n_targets,
+                         "targets": ",".join(have), "estimate": r.estimate, "ci_low": r.ci_low,
+                         "ci_high": r.ci_high, "p_value": r.p_value, "tau2": r.tau2, "pi_low": r.pi_low,
+                         "pi_high": r.pi_high, "df": r.df, "_se": r.se})
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return pd.DataFrame(columns=list(POOLED_COLUMNS))
+    # one family per question (against scratch, against full-data scratch, against each baseline):
+    # Holm over every row of every question would make each answer pay for the others
+    out["p_adjusted"] = out.groupby("versus")["p_value"].transform(lambda p: adjust_pvalues(p.to_numpy(), ADJUSTMENT))
+    out["verdict"] = [verdict_from(e, p, ALPHA) for e, p in zip(out["estimate"], out["p_adjusted"], strict=True)]
+    m = out.groupby("versus")["p_value"].transform("size")
+    out["detectable_effect"] = out["_se"] * (stats.t.ppf(1 - ALPHA / (2 * m), out["df"])
+                                             + stats.t.ppf(POWER, out["df"]))
+    return out[list(POOLED_COLUMNS)]
 
 
 # ----------------------------------------------------------------------- comparisons
@@ -232,7 +372,8 @@ def sizing(days: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
 def comparisons(days: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
     """Chain vs direct and DANN vs none, paired day by day and seed by seed (Holm over the table)."""
     models = days[~days["strategy"].isin([*ALL_BASELINES, "scratch"])]
-    rows = []
+    rows: list[dict[str, Any]] = []
+    redo: list[tuple[int, Days, Days, DayTest]] = []
     for (pair, strategy, fraction), g in models.groupby(["pair", "strategy", "fraction"], sort=True):
         cells = _groups(g, ["chain", "dann_weight"])
         direct = cells.get(("direct", 0.0))
@@ -240,17 +381,20 @@ def comparisons(days: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
         def add(kind: str, variant: str, a: Days, b: Days, pair: Any = pair, strategy: Any = strategy,
                 fraction: Any = fraction) -> None:
             t = test_pair(a, b)
+            redo.append((len(rows), a, b, t))
             rows.append({"pair": pair, "kind": kind, "variant": variant, "baseline": "direct" if kind ==
                          "chain_vs_direct" else "none", "strategy": strategy, "fraction": fraction,
-                         "metric": metric or "score", "delta": t.estimate, "delta_ci_low": t.ci_low,
-                         "delta_ci_high": t.ci_high, "p_value": t.p_value, "detectable_effect": t.half_width,
-                         "n_days": t.n_days})
+                         "metric": metric or "score", **_test_columns(t)})
 
         for (chain, w), cell in cells.items():
             if w == 0 and chain != "direct" and direct is not None:
                 add("chain_vs_direct", str(chain), cell, direct)
             if w > 0 and (chain, 0.0) in cells:
                 add("dann_vs_none", f"{w:g}" if chain == "direct" else f"{w:g} ({chain})", cell, cells[(chain, 0.0)])
+    draws = floor_draws(len(redo))
+    for i, a, b, t in redo:
+        if draws is not None and near_floor(t):
+            rows[i].update(_test_columns(test_pair(a, b, draws)))
     out = pd.DataFrame(rows, columns=[c for c in COMPARISON_COLUMNS if c not in ("p_adjusted", "verdict")])
     out["p_adjusted"] = adjust_pvalues(out["p_value"].to_numpy(), ADJUSTMENT) if len(out) else []
     out["verdict"] = [verdict_from(d, p, ALPHA) for d, p in zip(out["delta"], out["p_adjusted"], strict=True)]
@@ -307,7 +451,8 @@ def _start_band_child(days: pd.DataFrame, metric: str | None, work: Path) -> sub
                             stderr=subprocess.PIPE)
 
 
-def all_tables(results: pd.DataFrame, days: pd.DataFrame) -> dict[str, pd.DataFrame]:
+def all_tables(results: pd.DataFrame, days: pd.DataFrame,
+               groups: dict[str, str] | None = None) -> dict[str, pd.DataFrame]:
     """Every table of a study directory from its fits and their test days.
 
     The tables are bootstrap work on independent seeds (each test has its own), so a large study
@@ -320,16 +465,19 @@ def all_tables(results: pd.DataFrame, days: pd.DataFrame) -> dict[str, pd.DataFr
     metric = str(results["metric"].iloc[0]) if len(results) else None
     out = {"results": results, "predictions": days}
     if len(days) < PARALLEL_DAYS or (os.cpu_count() or 1) < 2:
-        return {**out, "verdicts": verdicts(results, days), **_band_tables(days, metric)}
+        return {**out, "verdicts": verdicts(results, days), **_band_tables(days, metric),
+                "pooled": pooled(days, groups, metric)}
     with tempfile.TemporaryDirectory(prefix="xfer-tables-") as tmp:
         child = _start_band_child(days, metric, Path(tmp))
         try:
             out["verdicts"] = verdicts(results, days)
+            out["pooled"] = pooled(days, groups, metric)
         finally:
             _, err = child.communicate()
         done = Path(tmp) / "out.pkl"
         if child.returncode == 0 and done.is_file():
             return {**out, **pd.read_pickle(done)}
+    out.setdefault("pooled", pooled(days, groups, metric))
     warnings.warn(f"the second table process failed (exit {child.returncode}: "
                   f"{err.decode(errors='replace').strip()[-300:]}); computing its tables here", stacklevel=2)
     return {**out, **_band_tables(days, metric)}

@@ -43,6 +43,7 @@ from xfer.evaluate.contract import (
     BASELINES,
     COMPARISON_COLUMNS,
     CURVE_COLUMNS,
+    POOLED_COLUMNS,
     RESULTS_COLUMNS,
     RULE_OF_THUMB,
     SIZING_COLUMNS,
@@ -420,10 +421,18 @@ def _header(study: Study) -> str:
         ("Fractions", ", ".join(fmt_fraction(f) for f in sorted(r["fraction"].unique()))),
     ]
     rows = "\n".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts)
-    sections = [*_TOC, *([("screen", "Transferability pre-screen")] if (study.root / "screen.parquet").is_file() else [])]
+    sections = [*_TOC, *([("pooled", "Pooled across targets")] if _has_rows(study.root / "pooled.parquet") else []),
+                *([("screen", "Transferability pre-screen")] if (study.root / "screen.parquet").is_file() else [])]
     toc = "".join(f'<li><a href="#{a}">{_e(t)}</a></li>' for a, t in sections)
     return (f"<header>\n<h1>{_e(study.name)}</h1>\n<table class=\"facts\">{rows}</table>\n"
             f"<nav><ol>{toc}</ol></nav>\n</header>")
+
+
+def _has_rows(path: Path) -> bool:
+    try:
+        return path.is_file() and not _read_parquet(path).empty
+    except XferInputError:
+        return False
 
 
 def _target_type(study: Study) -> str:
@@ -734,23 +743,32 @@ def _required_fraction(study: Study) -> str:
     if sizing is None:
         return _section("sizing", title, _note(study.notes["sizing"]))
     rows = []
+    has_mono = "monotone_fraction" in sizing.columns and sizing["monotone_fraction"].notna().any()
     for rec in _sorted(sizing, ["pair", "chain", "dann_weight", "strategy"]).to_dict("records"):
         strategy = str(rec["strategy"])
         from_file = rec.get("rule_of_thumb")
         rule = RULE_OF_THUMB.get(strategy) or (from_file if isinstance(from_file, str)
                                                and from_file else None)
         req, low, high = (float(rec[c]) for c in ("required_fraction", "ci_low", "ci_high"))
+        mono = [float(rec.get(c, math.nan)) for c in ("monotone_fraction", "monotone_ci_low", "monotone_ci_high")]
         rows.append([
             _td(rec["pair"]), _td(rec["chain"]), _td(_dann(rec["dann_weight"])), _td(strategy),
             _td(fmt_fraction(req)), _td(f"[{fmt_fraction(low)}, {fmt_fraction(high)}]"),
-            _td(fmt_fraction(rec["reached_share"])), _td(rule or "—"),
-            _td(_against_rule(req, low, high, rule)),
+            _td(fmt_fraction(rec["reached_share"])),
+            *([_td(f"{fmt_fraction(mono[0])} [{fmt_fraction(mono[1])}, {fmt_fraction(mono[2])}]")]
+              if has_mono else []),
+            _td(rule or "—"), _td(_against_rule(req, low, high, rule)),
         ])
     headers = ["pair", "chain", "DANN", "strategy", "required fraction", "interval",
-               "reached in (bootstrap share)", "article's rule of thumb", "reading"]
+               "reached in (bootstrap share)",
+               *(["monotone fit [90% joint band]"] if has_mono else []), "article's rule of thumb", "reading"]
     intro = _note("Required fraction: the smallest target fraction whose mean score reaches "
                   "scratch trained on all the target data; 'not reached' means no tested "
-                  "fraction got there. The rule of thumb is the seed article's claim.")
+                  "fraction got there. The rule of thumb is the seed article's claim."
+                  + (" Monotone fit: the same question asked of an isotonic (more data never hurts) "
+                     "fit of the curve, with an interval from a 90% joint band over all fractions "
+                     "that covers the true required fraction whenever the band covers the curve; "
+                     "the first-passage figure is the noisier one." if has_mono else ""))
     return _section("sizing", title, intro + _table(headers, rows))
 
 
@@ -922,6 +940,34 @@ def _hyperparameters(study: Study) -> str:
     return _section("hyperparameters", title, intro + _table(headers, rows))
 
 
+def _pooled(study: Study) -> str:
+    """Section 10, only when the study has 3 or more direct targets: effects pooled across targets
+    (random effects), with the between-target spread and a prediction interval for a new target."""
+    path = study.root / "pooled.parquet"
+    if not path.is_file():
+        return ""
+    frame = _read_parquet(path)
+    if missing := _missing(frame, POOLED_COLUMNS):
+        raise _stale(study.root, [(path, missing)])
+    if frame.empty:
+        return ""
+    rows = [[_td(r["group"]), _td(r["strategy"]), _td(fmt_fraction(r["fraction"])), _td(r["versus"]),
+             _td(fmt_count(r["n_targets"])), _td(fmt_delta(r["estimate"])), _td(fmt_ci(r["ci_low"], r["ci_high"])),
+             _td(fmt_p(r["p_adjusted"])), _td(fmt_general(r["tau2"] ** 0.5)), _td(fmt_ci(r["pi_low"], r["pi_high"])),
+             _td(fmt_half_width(r["detectable_effect"])), _td(r["verdict"], _verdict_class(r["verdict"]))]
+            for r in _sorted(frame, ["group", "versus", "strategy", "fraction"]).to_dict("records")]
+    intro = _note(f"Does transfer work for this kind of target? Per group of targets (all, and each asset class "
+                  f"with 3 or more), the mean target's {study.metric} difference against scratch at the same "
+                  "fraction or a practitioner baseline, with its 95% interval (random effects; the day "
+                  "noise that targets share is read from the days, so a market-wide day is not counted "
+                  "once per target); p adjusted by Holm within each reference (one family per question); tau = the "
+                  "between-target spread of true effects; the prediction interval is where a new target's "
+                  "effect would fall; detectable effect = found with 80% power at the table's level.")
+    return _section("pooled", "Pooled across targets", intro + _table(
+        ["group", "strategy", "fraction", "versus", "targets", f"delta {study.metric}", "95% CI",
+         "p (adjusted)", "tau", "95% prediction interval", "detectable effect", "verdict"], rows))
+
+
 def _screen(study: Study) -> str:
     """Section 10, only for a study run with ``screen: true``: the pre-screen's ranking of each
     target's sources (computed before any fine-tuning), beside the measured gain over scratch."""
@@ -1003,6 +1049,7 @@ def _render(study_dir: Path) -> str:
         _periods_regimes(study),
         _importance(study),
         _hyperparameters(study),
+        _pooled(study),
         _screen(study),
     ]
     body = "\n".join(sections)

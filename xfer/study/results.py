@@ -18,12 +18,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from xfer.data.store import Store
+from xfer.errors import XferInputError
 from xfer.evaluate import tables as T
 from xfer.evaluate.contract import PREDICTION_COLUMNS, RESULTS_COLUMNS
 from xfer.io import move_aside, write_parquet
 
 if TYPE_CHECKING:
-    from xfer.data.store import Store
     from xfer.study.spec import StudySpec
 
 
@@ -93,10 +94,23 @@ def collect(study_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return res, days
 
 
+def target_groups(days: pd.DataFrame) -> dict[str, str]:
+    """Each target's asset class from the catalog (the pooled table's groups); a target the
+    store no longer has is pooled in ``all`` only."""
+    store = Store()
+    out = {}
+    for t in sorted(set(days["target"])) if "target" in days else []:
+        try:
+            out[str(t)] = store.info(str(t)).asset_class
+        except XferInputError:
+            continue
+    return out
+
+
 def write_tables(study_dir: Path) -> dict[str, pd.DataFrame]:
     """Collect the cells and (re)write every table of the study directory."""
     res, days = collect(study_dir)
-    tables = T.all_tables(res, days)
+    tables = T.all_tables(res, days, target_groups(days))
     for name, frame in tables.items():
         write_parquet(frame, study_dir / f"{name}.parquet")
     return tables

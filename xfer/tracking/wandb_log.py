@@ -48,6 +48,7 @@ from xfer.evaluate.contract import (
     BASELINES,
     COMPARISON_COLUMNS,
     CURVE_COLUMNS,
+    POOLED_COLUMNS,
     RULE_OF_THUMB,
     SIZING_COLUMNS,
     STRATEGY_ORDER,
@@ -66,7 +67,7 @@ _MODE_ALIASES = {"dryrun": "offline", "run": "online", "auto": None, "": None}
 
 DEFAULT_BASE_URL = "https://api.wandb.ai"
 
-SUMMARY_TABLES = ("verdicts", "verdict_matrix", "sizing", "curves", "comparisons")
+SUMMARY_TABLES = ("verdicts", "verdict_matrix", "sizing", "curves", "comparisons", "pooled")
 """Summary-run keys holding a ``wandb.Table`` (the report's table panels use these names).
 
 ``predictions.parquet`` (one row per test day of every fit and baseline) is never uploaded as
@@ -78,6 +79,7 @@ STUDY_TABLES: dict[str, tuple[str, ...]] = {
     "curves": CURVE_COLUMNS,
     "sizing": SIZING_COLUMNS,
     "comparisons": COMPARISON_COLUMNS,
+    "pooled": POOLED_COLUMNS,
 }
 """The contract files the W&B layer reads, and the columns it needs of each."""
 
@@ -842,6 +844,8 @@ def log_study_summary(
             payload.update(_curve_charts(frames["curves"]))
         if "comparisons" in frames:
             payload["comparisons"] = _table(frames["comparisons"])
+        if "pooled" in frames and len(frames["pooled"]):
+            payload["pooled"] = _table(frames["pooled"])
         if payload:
             run.log(payload, step=0)
         run.summary.update(study_counts(study_dir, frames))
