@@ -137,7 +137,8 @@ def markdown(cal: C.Calibration, command: str, machine_line: str, revision: str 
         *[f"- {st}: oracle effect positive in {v['oracle_positive'].text()}; mean oracle "
           f"{v['mean_oracle']:+.4f}; called negative (unadjusted) in {v['negative_unadjusted'].text()}"
           for st, v in pw.items()],
-        "", "## What each suite checks", "", ABOUT,
+        "", *_candidates_md(sm["candidates"], cal), *_designs_md(sm["designs"], cal),
+        "## What each suite checks", "", ABOUT,
         "## Settings", "", "| setting | value |", "|---|---|",
         *[f"| `{k}` | `{v}` |" for k, v in asdict(s).items()],
         "",
@@ -151,6 +152,60 @@ def markdown(cal: C.Calibration, command: str, machine_line: str, revision: str 
         "target type (its own seed), shared by that cell's replications.", "",
     ]
     return "\n".join(lines)
+
+
+def _candidates_md(cand: object, cal: C.Calibration) -> list[str]:
+    """The table that chooses the verdicts' method: every candidate on the same matrices."""
+    import pandas as pd
+
+    from xfer.evaluate.inference import DEFAULT_METHOD, DEFAULT_SMOOTHING
+
+    assert isinstance(cand, pd.DataFrame)
+    if cand.empty:
+        return []
+    default = f"{DEFAULT_METHOD}_{DEFAULT_SMOOTHING.get(DEFAULT_METHOD, '')}".rstrip("_")
+    base = float(cand.loc[cand["candidate"] == default, "mean_half_width"].iloc[0]) if (
+        cand["candidate"] == default).any() else float("nan")
+    rows = [f"| {r.candidate}{' (default)' if r.candidate == default else ''} | {r.null_false.text()} | "
+            f"{r.null_ks_p:.3g} | {r.coverage.text()} | {r.worst_cell} | {r.vol_centred_ks_p:.3g} | "
+            f"{r.centred_ks_p:.3g} | {r.power.text() if r.power else ''} | {r.mean_half_width:.4f} "
+            f"({r.mean_half_width / base:.2f}x) |" for r in cand.itertuples()]
+    return ["## Candidate methods on the same difference matrices", "",
+            "Each candidate turns the same seed x day difference matrices of every tested cell into an "
+            "interval (`xfer/experiment/methods.py`); the verdicts use the default. Null: false verdicts "
+            "(unadjusted 5%) over the null suite and the KS test of its p-values against U(0, 1). Coverage: "
+            "of the oracle effect over the coverage suite (all cells), and its worst cell. Centred KS: the "
+            "p-values of H0: effect = oracle (uniform when the intervals are calibrated; the bootstrap's "
+            "with a normal reference), over the volatility cells (the volatility suite's null check, "
+            "including the constant-volatility target) and over all coverage cells. Power: the shared pair, "
+            f"return target, fraction {cal.settings.coverage_fraction:g}, positive unadjusted. Half-width: "
+            "mean over the coverage suite, and relative to the default.", "",
+            "| candidate | null false verdicts | null KS p | coverage | worst cell | volatility centred KS p "
+            "| centred KS p | power | mean half-width |", "|---|---|---|---|---|---|---|---|---|", *rows, ""]
+
+
+def _designs_md(designs: dict[float, dict[str, object]], cal: C.Calibration) -> list[str]:
+    """Power of the shared/return cell under more test days, next to the main run's design."""
+    if not designs:
+        return []
+    from xfer.experiment.methods import design_summary
+
+    allr = {cal.settings.test_share: design_summary(C.SuiteResult(
+        "coverage", cal.coverage.rows[(cal.coverage.rows["relation"] == "shared")
+                                      & (cal.coverage.rows["target_type"] == "return")],
+        cal.coverage.seconds, cal.coverage.replications)), **designs}
+    lines = ["## Power against the design (shared pair, return target)", "",
+             f"The same cell (fraction {cal.settings.coverage_fraction:g}, {cal.settings.seeds} seeds, {cal.settings.n_folds} folds) with more of the target's rows in the "
+             "walk-forward test blocks. Seconds per replication are wall / CPU of one full experiment "
+             "(the main run's figure is the coverage suite's average over all its cells).", "",
+             "| test_share | mean test days | candidate | power (unadjusted) | coverage | mean half-width "
+             "| s per replication |", "|---|---|---|---|---|---|---|"]
+    for ts, d in sorted(allr.items()):
+        for name, v in d["by"].items():  # type: ignore[attr-defined]
+            lines.append(f"| {ts:g} | {d['n_days']:.0f} | {name} | {v['power'].text()} | {v['coverage'].text()} | "
+                         f"{v['half_width']:.4f} | {d['seconds_per_replication']:.1f} / "
+                         f"{d['cpu_per_replication']:.1f} |")
+    return [*lines, ""]
 
 
 def _revision() -> str:
@@ -260,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", type=Path, default=None, help="stores and source caches (default: a temp dir)")
     p.add_argument("--out", type=Path, default=ROOT / "CALIBRATION.md", help="the report (default: %(default)s)")
     p.add_argument("--rows", type=Path, default=None, help="also save every replication's verdict rows (.parquet)")
+    p.add_argument("--test-share", type=float, default=None,
+                   help="share of the target's rows in the test blocks (default: the preset's)")
     p.add_argument("--long-run", action="store_true",
                    help="only the long-run variance check of the day level (one replication per cell; prints "
                         "a markdown table, writes nothing)")
@@ -267,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
     s = C.REDUCED if args.reduced else C.FULL
     if args.workers is not None:
         s = dataclasses.replace(s, workers=args.workers)
+    if args.test_share is not None:
+        s = dataclasses.replace(s, test_share=args.test_share)
     if args.long_run:
         import torch
 

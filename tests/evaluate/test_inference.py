@@ -17,6 +17,7 @@ from scipy.stats import binom, binomtest, chisquare  # type: ignore[import-untyp
 from xfer.evaluate.inference import (
     DayTest,
     adjust_pvalues,
+    detectable_effect,
     paired_day_test,
     required_fraction_days,
     stationary_indices,
@@ -40,7 +41,9 @@ def test_constant_difference_gives_that_estimate_and_a_zero_width_interval() -> 
     assert res.estimate == pytest.approx(0.3, abs=1e-15)
     assert res.half_width <= 1e-14, "a constant d has no sampling variation at all"
     assert res.ci_low == pytest.approx(0.3, abs=1e-14) and res.ci_high == pytest.approx(0.3)
-    assert res.verdict == "positive" and res.p_value == pytest.approx(1 / 200)
+    assert res.verdict == "positive" and res.p_value == 0.0, "an analytic test has no p-value floor"
+    boot = paired_day_test(np.full((2, 120), 0.3), n_boot=199, method="bootstrap")
+    assert boot.verdict == "positive" and boot.p_value == pytest.approx(1 / 200), "the bootstrap's floor"
     zero = paired_day_test(np.zeros(50), n_boot=199)
     assert (zero.estimate, zero.half_width, zero.p_value, zero.verdict) == (
         0.0,
@@ -55,11 +58,41 @@ def test_large_mean_is_decisive_with_the_smallest_attainable_p(sign: float) -> N
     rng = np.random.default_rng(5)
     n_boot = 299
     d = sign * 5.0 + rng.standard_normal((3, 200))
-    res = paired_day_test(d, horizon=5, n_boot=n_boot)
+    res = paired_day_test(d, horizon=5, n_boot=n_boot, method="bootstrap")
     assert res.verdict == ("positive" if sign > 0 else "negative")
     assert res.p_value == 1.0 / (1.0 + n_boot)
     assert res.ci_low < res.estimate < res.ci_high
     assert res.estimate == pytest.approx(d.mean(), rel=1e-12)
+    for method in ("ewc", "fixed_b"):  # no floor: far below anything Holm over 1000 tests needs
+        t = paired_day_test(d, horizon=5, method=method)  # type: ignore[arg-type]
+        assert t.verdict == res.verdict and 0.0 <= t.p_value < 1e-8, (method, t)
+
+
+def test_ewc_known_answer_white_noise_is_student_t() -> None:
+    """One seed of i.i.d. N(mu, 1) days: EWC's t statistic is exactly t with nu df, so over many
+    series the interval covers mu at its level (and the nu-cosine variance is unbiased)."""
+    rng = np.random.default_rng(21)
+    n, mu, reps = 120, 0.3, 4000
+    x = mu + rng.standard_normal((reps, n))
+    tests = [paired_day_test(row, method="ewc", smoothing=0.4) for row in x]
+    nu = round(0.4 * n ** (2 / 3))
+    assert {t.df for t in tests} == {float(nu)}
+    cover = np.mean([t.ci_low <= mu <= t.ci_high for t in tests])
+    assert 0.94 <= cover <= 0.96, cover  # sd of the rate ~0.0034
+    ratio = np.mean([(t.se * math.sqrt(n)) ** 2 for t in tests])
+    assert ratio == pytest.approx(1.0, abs=0.03), "the EWC long-run variance of white noise is unbiased"
+
+
+def test_detectable_effect_has_the_power_it_says() -> None:
+    """Planting the reported detectable effect gives about 80% power at the stated level."""
+    rng = np.random.default_rng(22)
+    n, alpha = 200, 0.05 / 20
+    nu = paired_day_test(rng.standard_normal(n), method="ewc").df
+    truth = DayTest(0.0, 0.0, 0.0, 1.0, 0.0, n, 1, 1.0, "inconclusive", se=1 / math.sqrt(n), df=nu)
+    effect = detectable_effect(truth, alpha, 0.8)  # the true se, the test's own df
+    assert effect > 2.5 / math.sqrt(n)
+    hits = [paired_day_test(effect + rng.standard_normal(n), method="ewc").p_value < alpha for _ in range(2000)]
+    assert 0.77 <= np.mean(hits) <= 0.83, np.mean(hits)
 
 
 def test_verdict_is_decisive_exactly_when_p_is_below_one_minus_level() -> None:
@@ -72,15 +105,16 @@ def test_verdict_is_decisive_exactly_when_p_is_below_one_minus_level() -> None:
         d[rng.random(d.shape) < 0.1] = np.nan
         level = [0.8, 0.9, 0.95][i % 3]
         n_boot = [19, 99, 199][i % 3]
+        method = ["ewc", "fixed_b", "bootstrap"][(i // 3) % 3]
         res = paired_day_test(
-            d, horizon=int(rng.integers(1, 6)), level=level, n_boot=n_boot, seed=i
+            d, horizon=int(rng.integers(1, 6)), level=level, n_boot=n_boot, seed=i, method=method
         )
         if res.n_days == 0:
             continue
         alpha = 1.0 - level
         assert (res.verdict != "inconclusive") == (res.p_value < alpha), (i, res)
         assert verdict_from(res.estimate, res.p_value, alpha) == res.verdict, (i, res)
-        assert res.p_value >= 1.0 / (1.0 + n_boot)
+        assert method != "bootstrap" or res.p_value >= 1.0 / (1.0 + n_boot)
         assert res.ci_low == res.estimate - res.half_width
         assert res.ci_high == res.estimate + res.half_width
         decisive += res.verdict != "inconclusive"
@@ -141,20 +175,23 @@ def test_seed_variance_widens_the_interval_and_duplicates_do_not() -> None:
 
 
 @pytest.mark.parametrize(
-    ("offsets", "expected"),
+    ("offsets", "expected", "method"),
     [
-        # no day noise at all: the seed term alone, Var(seed means) / S, with the normal 97.5% point
+        # no day noise at all: the seed term alone, Var(seed means) / S; the analytic tests refer
+        # it to Student t with S - 1 df (two seeds: 12.706), the bootstrap to the normal
         # two seeds +-1: s^2 = 2, s^2 / S = 1
-        ([1.0, -1.0], 1.959964 * 1.0),
+        ([1.0, -1.0], 12.706205 * 1.0, "ewc"),
+        ([1.0, -1.0], 1.959964 * 1.0, "bootstrap"),
         # three seeds -1, 0, 1: s^2 = 1, s^2 / S = 1/3
-        ([-1.0, 0.0, 1.0], 1.959964 * math.sqrt(1.0 / 3.0)),
+        ([-1.0, 0.0, 1.0], 4.302653 * math.sqrt(1.0 / 3.0), "ewc"),
+        ([-1.0, 0.0, 1.0], 1.959964 * math.sqrt(1.0 / 3.0), "bootstrap"),
     ],
 )
-def test_seed_resampling_known_answer(offsets: list[float], expected: float) -> None:
+def test_seed_resampling_known_answer(offsets: list[float], expected: float, method: str) -> None:
     d = np.repeat(np.array(offsets)[:, None], 40, axis=1)
-    res = paired_day_test(d, n_boot=1999)
+    res = paired_day_test(d, n_boot=1999, method=method)  # type: ignore[arg-type]
     assert res.estimate == pytest.approx(0.0, abs=1e-15)
-    assert res.half_width == pytest.approx(expected, rel=0.05)  # 1999 normal draws
+    assert res.half_width == pytest.approx(expected, rel=0.05 if method == "bootstrap" else 1e-6)
     assert res.p_value == 1.0 and res.verdict == "inconclusive"
 
 
@@ -434,7 +471,8 @@ def test_calibration_null_rejection_rate_is_nominal() -> None:
 def test_calibration_naive_iid_bootstrap_over_rejects() -> None:
     """Same data, no blocking: the MA(4) dependence is ignored and the test must fail."""
     n = 200
-    hits = sum(t.verdict != "inconclusive" for t in _run(n, seed=2000, mu=0.0, block_length=1.0))
+    hits = sum(t.verdict != "inconclusive"
+               for t in _run(n, seed=2000, mu=0.0, block_length=1.0, method="bootstrap"))
     msg = _rate(hits, n, 0.05)
     print("size, naive i.i.d. bootstrap (block_length=1):", msg)
     assert hits > _acceptance(n, 0.05)[1], msg

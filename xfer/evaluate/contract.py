@@ -71,8 +71,9 @@ VERDICT_COLUMNS = (
 pooled); ``delta_ci_*`` is its unadjusted 95% interval, ``p_value`` the matching two-sided
 p-value, ``p_adjusted`` the multiplicity-adjusted one (``adjustment``: ``holm`` over the
 ``n_comparisons`` non-scratch rows of the table), and ``verdict`` reads ``p_adjusted`` at 5%.
-``detectable_effect`` is the interval's half-width: the smallest |delta| the design could
-tell from 0. ``beats_baseline`` is whether ``delta_vs_baseline`` (cell minus its best
+``detectable_effect`` is the |delta| this design finds with 80% power after the table's
+adjustment (Holm's strictest step, 5% / ``n_comparisons``): an inconclusive row says "no effect
+as large as this", nothing about smaller ones. ``beats_baseline`` is whether ``delta_vs_baseline`` (cell minus its best
 baseline, paired) is above 0; scratch rows have the same baseline columns."""
 
 CURVE_COLUMNS = ("pair", "source", "target", "chain", "strategy", "dann_weight", "fraction", "metric",

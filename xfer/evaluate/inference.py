@@ -43,7 +43,10 @@ from typing import Literal
 
 import numpy as np
 from arch.bootstrap import optimal_block_length
+from scipy import stats
 from statsmodels.stats.multitest import multipletests  # type: ignore[import-untyped]
+
+from xfer.evaluate import har
 
 _MIN_DAYS_FOR_PW = 10
 """Below this many days the Politis-White estimate is noise (or fails): use no blocking."""
@@ -73,6 +76,10 @@ class DayTest:
     """Mean block length of the stationary bootstrap actually used."""
     verdict: str
     """``positive`` | ``negative`` | ``inconclusive`` at the given level, unadjusted."""
+    se: float = math.nan
+    """Standard error of ``estimate`` (day and seed parts)."""
+    df: float = math.nan
+    """Degrees of freedom of the reference Student t (inf: normal; bootstrap: inf)."""
 
 
 @dataclass(frozen=True)
@@ -326,38 +333,53 @@ def _nan_test(n_seeds: int, block_length: float) -> DayTest:
     return DayTest(nan, nan, nan, nan, nan, 0, n_seeds, block_length, "inconclusive")
 
 
+Method = Literal["ewc", "fixed_b", "bootstrap"]
+METHODS: tuple[str, ...] = ("ewc", "fixed_b", "bootstrap")
+DEFAULT_METHOD: Method = "ewc"
+"""The verdicts' inference, chosen by the calibration suite (CALIBRATION.md, candidates table)."""
+DEFAULT_SMOOTHING: dict[str, float] = {"ewc": 0.1, "fixed_b": 0.5}
+"""EWC: ``nu = s * n^(2/3)`` cosines; fixed-b: the Bartlett window as a share ``b`` of the days."""
+
+
 def paired_day_test(d: np.ndarray, *, horizon: int = 1, level: float = 0.95, n_boot: int = 2000,
-                    seed: int = 0, block_length: float | None = None) -> DayTest:
-    """Two-level (days x seeds) bootstrap test of the mean paired day-score difference.
+                    seed: int = 0, block_length: float | None = None, method: Method = DEFAULT_METHOD,
+                    smoothing: float | None = None) -> DayTest:
+    """Test of the mean paired day-score difference (days x seeds), with its interval.
 
     ``d`` is ``score_a - score_b`` with shape ``(n_seeds, n_days)`` (1-D: one seed), columns
     = test days in time order, NaN = the day is missing for that seed. Days missing for every
-    seed are dropped; elsewhere a day's value is the mean over the seeds that have it.
+    seed are dropped; elsewhere a day's value is the mean over the seeds that have it. The
+    standard error is ``sqrt(se_day^2 + seed term)`` (:func:`_seed_variance`: the seeds' own
+    spread beyond their day noise, ``n_seeds - 1`` df). ``horizon`` is the label horizon
+    (scores are dependent over at least that many days).
 
-    ``horizon`` is the label horizon: overlapping labels make scores dependent over at least
-    ``horizon`` days, so the mean block length is never below it. ``block_length`` overrides
-    the automatic choice entirely (e.g. ``1.0`` for the naive i.i.d. bootstrap, to show how
-    badly it under-covers).
+    ``method`` says how the day-level part is estimated and referred to a distribution:
 
-    The statistic is the studentised ``T* = (mean* - estimate) / se*`` over the drawn days (see
-    :func:`_studentised_draws`; Bartlett standard errors with window ``round(2 * block_length)``);
-    the standard error of the estimate is ``se = sqrt(se_day^2 + seed term)``
-    (:func:`_seed_variance`); the interval is ``estimate ± c`` with ``c = q * se``, ``q`` the
-    ``level`` quantile of ``|T*|``, and ``p = (1 + #{|T*| >= |estimate| / se}) / (1 + B)``,
-    ``B`` the number of draws (so ``p >= 1 / (1 + n_boot)``); ``q`` is the order statistic
-    for which ``verdict != "inconclusive"`` exactly when ``p < 1 - level`` (see
-    :func:`_critical_value`), so the two never disagree. A constant ``d`` (every day and seed
-    equal) gives ``estimate`` = that constant and a zero-width interval; a handful of days
-    that a draw can repeat into a constant series gives a wide or infinite interval.
+    * ``ewc`` (the default): the equally-weighted-cosine long-run variance with
+      ``nu = smoothing * n^(2/3)`` cosines (:mod:`xfer.evaluate.har`); Student t with the
+      Welch-Satterthwaite df of ``nu`` and the seed term. No resampling: p-values have no floor.
+    * ``fixed_b``: Bartlett with a window of ``smoothing * n`` days (at least two mean block
+      lengths), bias-corrected, Student t matched to Kiefer-Vogelsang at 97.5%.
+    * ``bootstrap``: the stationary-bootstrap-t of earlier versions (``n_boot`` draws,
+      ``block_length`` overrides the Politis-White choice): p-values floored at ``1 / (1 + B)``.
+
+    The interval is ``estimate ± q * se`` and the p-value comes from the same reference
+    distribution, so ``verdict != "inconclusive"`` exactly when ``p < 1 - level``. A constant
+    ``d`` gives that constant and a zero-width interval.
     """
     func = "paired_day_test"
     _check_common(func, horizon, level, n_boot)
+    if method not in METHODS:
+        raise _bad("method", func, f"one of {list(METHODS)}", method)
     if block_length is not None and not (
         isinstance(block_length, float | int | np.floating | np.integer)
         and not isinstance(block_length, bool)
         and math.isfinite(block_length) and block_length >= 1.0
     ):
         raise _bad("block_length", func, "None or a finite float >= 1", block_length)
+    if smoothing is not None and not (isinstance(smoothing, float | int) and not isinstance(smoothing, bool)
+                                      and 0.0 < smoothing <= 1.0 if method == "fixed_b" else smoothing > 0.0):
+        raise _bad("smoothing", func, "None or a float > 0 (fixed_b: <= 1)", smoothing)
     arr = _as_seed_day(d, "d", func)
     arr = arr[np.isfinite(arr).any(axis=1)][:, np.isfinite(arr).any(axis=0)]
     n_seeds, n_days = arr.shape
@@ -369,6 +391,45 @@ def paired_day_test(d: np.ndarray, *, horizon: int = 1, level: float = 0.95, n_b
         block_length = max(float(horizon), _pw_block_length(x))
     block_length = float(min(block_length, n_days)) if n_days > 1 else 1.0
     window = max(1, round(_HAC_WINDOW_PER_BLOCK * block_length))
+    if method == "bootstrap":
+        return _bootstrap_test(arr, x, estimate, level=level, n_boot=n_boot, seed=seed,
+                               block_length=block_length, window=window)
+    s = float(smoothing if smoothing is not None else DEFAULT_SMOOTHING[method])
+    if n_days < 3 or not np.ptp(x) > 0:
+        day_var, day_df = 0.0, math.inf
+    elif method == "ewc":
+        nu = har.ewc_nu(n_days, s)
+        day_var, day_df = har.ewc_lrv(x, nu) / n_days, float(nu)
+    else:
+        w = min(n_days, max(window, round(s * n_days)))
+        b = w / n_days
+        day_var = har.bartlett_lrv(x, w) / har.bias_factor(b) / n_days
+        day_df = har.fixed_b_df(round(b, 4))
+    seed_var = _seed_variance(arr, x, window)
+    se = math.sqrt(day_var + seed_var)
+    df = har.combine_df(day_var, day_df, seed_var, n_seeds)
+    return _t_test(estimate, se, df, level, n_days, n_seeds, block_length)
+
+
+def _t_test(estimate: float, se: float, df: float, level: float, n_days: int, n_seeds: int,
+            block_length: float) -> DayTest:
+    """Interval and p-value from Student's t with ``df`` (normal beyond 1e6 df)."""
+    if se > 0.0:
+        q = float(stats.t.ppf(0.5 + level / 2, df)) if df < 1e6 else float(stats.norm.ppf(0.5 + level / 2))
+        t = abs(estimate) / se
+        p = float(2 * (stats.t.sf(t, df) if df < 1e6 else stats.norm.sf(t)))
+    else:
+        q, p = 0.0, (0.0 if estimate != 0.0 else 1.0)
+    c = q * se
+    lo, hi = estimate - c, estimate + c
+    verdict = "positive" if lo > 0 else "negative" if hi < 0 else "inconclusive"
+    return DayTest(estimate, lo, hi, p, c, n_days, n_seeds, block_length, verdict, se, df)
+
+
+def _bootstrap_test(arr: np.ndarray, x: np.ndarray, estimate: float, *, level: float, n_boot: int,
+                    seed: int, block_length: float, window: int) -> DayTest:
+    """The stationary-bootstrap-t (``method="bootstrap"``; see the module docstring)."""
+    n_seeds, n_days = arr.shape
     abs_t, se_day = _studentised_draws(x, estimate, n_boot=n_boot, block_length=block_length,
                                        window=window, seed=seed)
     se = math.sqrt(se_day**2 + _seed_variance(arr, x, window))
@@ -381,7 +442,18 @@ def paired_day_test(d: np.ndarray, *, horizon: int = 1, level: float = 0.95, n_b
     p = (1.0 + np.count_nonzero(abs_t >= z)) / (1.0 + abs_t.size)
     lo, hi = estimate - c, estimate + c
     verdict = "positive" if lo > 0 else "negative" if hi < 0 else "inconclusive"
-    return DayTest(estimate, lo, hi, float(p), c, n_days, n_seeds, block_length, verdict)
+    return DayTest(estimate, lo, hi, float(p), c, n_days, n_seeds, block_length, verdict, se, math.inf)
+
+
+def detectable_effect(t: DayTest, alpha: float, power: float = 0.8) -> float:
+    """The effect this design finds with probability ``power`` at two-sided level ``alpha``
+    (e.g. the table's Bonferroni bound ``0.05 / m`` of Holm): ``se * (q_{1 - alpha/2} + q_power)``
+    in the test's own reference distribution (the bootstrap's: normal)."""
+    if not (math.isfinite(t.se) and t.se > 0 and 0 < alpha < 1 and 0 < power < 1):
+        return math.nan
+    if not math.isfinite(t.df) or t.df >= 1e6:
+        return t.se * float(stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power))
+    return t.se * float(stats.t.ppf(1 - alpha / 2, t.df) + stats.t.ppf(power, t.df))
 
 
 def adjust_pvalues(p: Sequence[float], method: Literal["holm", "bh"] = "holm") -> np.ndarray:

@@ -44,6 +44,7 @@ from xfer.evaluate.inference import (
     DayTest,
     _seed_variance,
     adjust_pvalues,
+    detectable_effect,
     paired_day_test,
     required_fraction_days,
     verdict_from,
@@ -54,6 +55,8 @@ from xfer.evaluate.sizing import monotone_sizing
 ALPHA = 0.05
 """Level of the verdicts (on the adjusted p-value) and 1 - level of the delta intervals."""
 ADJUSTMENT = "holm"
+POWER = 0.8
+"""Power at which ``detectable_effect`` is stated (verdicts, comparisons, pooled)."""
 """Multiplicity adjustment across a table's comparisons: Holm (family-wise error rate)."""
 ALL_BASELINES = frozenset(b for bs in BASELINES.values() for b in bs)
 CELL_KEYS = ["pair", "source", "target", "chain", "strategy", "fraction", "dann_weight"]
@@ -135,7 +138,19 @@ def floor_draws(n_comparisons: int) -> int | None:
 
 
 def near_floor(t: DayTest) -> bool:
-    return math.isfinite(t.p_value) and t.p_value * (1 + N_BOOT) <= 1 + FLOOR_DRAWS
+    """A resampled p-value near its floor; an analytic one (finite ``df``) has no floor."""
+    return math.isinf(t.df) and math.isfinite(t.p_value) and t.p_value * (1 + N_BOOT) <= 1 + FLOOR_DRAWS
+
+
+def _detectable(out: pd.DataFrame, tested: pd.Series | None = None) -> pd.Series:
+    """Each row's effect found with :data:`POWER` power at the table's Holm level: its first
+    (strictest) step, ``ALPHA / m``, so the figure holds for any row of the table."""
+    mask = pd.Series(True, index=out.index) if tested is None else tested
+    m = max(int(out.loc[mask, "p_value"].notna().sum()), 1)
+    res = [detectable_effect(DayTest(math.nan, math.nan, math.nan, math.nan, math.nan, 0, 0, math.nan, "",
+                                     se, df), ALPHA / m, POWER) if ok else math.nan
+           for se, df, ok in zip(out["_se"], out["_df"], mask, strict=True)]
+    return pd.Series(res, index=out.index, dtype=float)
 
 
 def _groups(days: pd.DataFrame, keys: list[str]) -> dict[tuple[Any, ...], Days]:
@@ -177,10 +192,10 @@ def verdicts(results: pd.DataFrame, days: pd.DataFrame) -> pd.DataFrame:
                                "n_days": cell.x.shape[1], "n_seeds": cell.x.shape[0]}
         if k["strategy"] == "scratch":
             row.update(delta=0.0, delta_ci_low=0.0, delta_ci_high=0.0, p_value=math.nan, verdict="baseline",
-                       detectable_effect=math.nan, block_length=math.nan)
+                       block_length=math.nan, _se=math.nan, _df=math.nan)
         elif sc is None:
             row.update(delta=math.nan, delta_ci_low=math.nan, delta_ci_high=math.nan, p_value=math.nan,
-                       verdict="inconclusive", detectable_effect=math.nan, block_length=math.nan)
+                       verdict="inconclusive", block_length=math.nan, _se=math.nan, _df=math.nan)
         else:
             t = test_pair(cell, sc)
             row.update(_test_columns(t))
@@ -199,13 +214,14 @@ def verdicts(results: pd.DataFrame, days: pd.DataFrame) -> pd.DataFrame:
     out["n_comparisons"] = int(out.loc[tested, "p_value"].notna().sum())
     out.loc[tested, "verdict"] = [verdict_from(d, p, ALPHA) for d, p in
                                   zip(out.loc[tested, "delta"], out.loc[tested, "p_adjusted"], strict=True)]
+    out["detectable_effect"] = _detectable(out, tested)
     extra = sorted(c for c in out.columns if c.startswith("baseline_") and c.endswith("_score"))
     return out[[*VERDICT_COLUMNS, *extra]].reset_index(drop=True)
 
 
 def _test_columns(t: DayTest) -> dict[str, Any]:
     return {"delta": t.estimate, "delta_ci_low": t.ci_low, "delta_ci_high": t.ci_high, "p_value": t.p_value,
-            "detectable_effect": t.half_width, "block_length": t.block_length, "n_days": t.n_days}
+            "block_length": t.block_length, "n_days": t.n_days, "_se": t.se, "_df": t.df}
 
 
 def _against_baselines(cell: Days, base: dict[str, Days]) -> dict[str, Any]:
@@ -282,10 +298,6 @@ def sizing(days: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------- pooled across targets
-
-
-POWER = 0.8
-"""Power at which ``detectable_effect`` is stated in the pooled table."""
 
 
 def _target_effect(cell: Days, ref: Days) -> tuple[pd.Series, float]:
@@ -395,8 +407,10 @@ def comparisons(days: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
     for i, a, b, t in redo:
         if draws is not None and near_floor(t):
             rows[i].update(_test_columns(test_pair(a, b, draws)))
-    out = pd.DataFrame(rows, columns=[c for c in COMPARISON_COLUMNS if c not in ("p_adjusted", "verdict")])
+    out = pd.DataFrame(rows, columns=[*(c for c in COMPARISON_COLUMNS if c not in ("p_adjusted", "verdict",
+                                                                              "detectable_effect")), "_se", "_df"])
     out["p_adjusted"] = adjust_pvalues(out["p_value"].to_numpy(), ADJUSTMENT) if len(out) else []
+    out["detectable_effect"] = _detectable(out) if len(out) else []
     out["verdict"] = [verdict_from(d, p, ALPHA) for d, p in zip(out["delta"], out["p_adjusted"], strict=True)]
     return out[list(COMPARISON_COLUMNS)]
 

@@ -35,7 +35,7 @@ import platform
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,7 @@ from xfer.train.types import Data, MemberResult, TrainConfig
 from .config import TransferConfig
 from .evaluate import baseline_days, evaluate_fits, fold_scale_of
 from .fit import fit_candidates, select
+from .methods import candidate_columns, candidate_summary, design_summary
 from .prepare import Context, prepare
 from .run import _keys, candidates, day_frame
 
@@ -85,6 +86,8 @@ class Settings:
     strategies: tuple[str, ...] = ("head_only", "full")
     seeds: int = 2
     n_folds: int = 3
+    test_share: float = 0.2
+    """Share of the target's rows in the walk-forward test blocks (the verdicts' test days)."""
     target_days: int = 2000
     source_days: int = 3000
     oracle_days: int = 100_000
@@ -94,6 +97,9 @@ class Settings:
     max_epochs: int = 15
     source_steps_per_epoch: int = 20
     source_max_epochs: int = 15
+    power_test_shares: tuple[float, ...] = ()
+    """Extra runs of the power cell ("shared" pair, return target) with these ``test_share``
+    values: what more test days buy, at what compute."""
     baselines: bool = False
     """Also fit the practitioner baselines, as ``run_transfer`` does. Off by default: they cost
     ~0.5 s per replication and change no verdict against scratch (only the baseline columns)."""
@@ -105,13 +111,21 @@ class Settings:
     """Processes running replications (results do not depend on it: every replication is seeded)."""
 
 
+VOL_NULL = "vol_null"
+"""The volatility suite's pair: a source with GARCH clustering, a target with constant volatility
+(nothing about its volatility is predictable, so whatever a model forecasts can only cost it);
+volatility target only. Its truth is measured by the oracle, not known to be 0 (two models'
+r2_oos differ by how far their forecasts stray), so its null check is the KS test of the
+oracle-centred p-values."""
+
 REDUCED = Settings(name="reduced", null_replications=60, coverage_replications=25, null_fractions=(0.2,))
 """The CI preset (``pytest -m calibration``): 60 null replications (120 verdicts) and 25
 replications per coverage pair (50 replications, 100 intervals), return target."""
 FULL = Settings(name="full", null_replications=100, coverage_replications=40,
-                coverage_targets=("return", "volatility"))
-"""The script's preset (``scripts/calibrate.py``): 400 null verdicts (2 fractions); 160 coverage
-replications (2 pairs x return and volatility), 320 intervals."""
+                coverage_pairs=("shared", "opposite", VOL_NULL), coverage_targets=("return", "volatility"),
+                power_test_shares=(0.5,))
+"""The script's preset (``scripts/calibrate.py``): 400 null verdicts (2 fractions); 200 coverage
+replications (2 pairs x return and volatility, and the volatility null), 400 intervals."""
 PRESETS = {"reduced": REDUCED, "full": FULL}
 
 
@@ -125,13 +139,19 @@ def null_target_spec(base: syn.SynthSpec | None = None) -> syn.SynthSpec:
     return syn.SynthSpec.model_validate({**base.model_dump(), "phi": 0.0, "momentum": 0.0, "mu": 0.0})
 
 
+def vol_null_target_spec() -> syn.SynthSpec:
+    """:func:`null_target_spec` with constant volatility: no GARCH, no regimes."""
+    return syn.SynthSpec.model_validate({**null_target_spec().model_dump(), "garch_alpha": 0.0,
+                                         "garch_beta": 0.0, "regime_vol_mult": 1.0})
+
+
 def experiment_config(s: Settings, source: str, target: str, fractions: tuple[float, ...],
                       target_type: str) -> TransferConfig:
     """The small experiment every replication runs (scratch + ``s.strategies``)."""
     return TransferConfig(
         source=(source,), target=target, strategies=("scratch", *s.strategies), fractions=fractions,
         seeds=s.seeds, target_type=target_type, lr_candidates=(1.0,),
-        backbone=BackboneSpec(hidden=s.hidden), split=SplitSpec(n_folds=s.n_folds, horizon=5, embargo=5),
+        backbone=BackboneSpec(hidden=s.hidden), split=SplitSpec(n_folds=s.n_folds, horizon=5, embargo=5, test_share=s.test_share),
         train=TrainConfig(batch_size=s.batch_size, steps_per_epoch=s.steps_per_epoch, max_epochs=s.max_epochs),
         source_train=TrainConfig(batch_size=s.batch_size, steps_per_epoch=s.source_steps_per_epoch,
                                  max_epochs=s.source_max_epochs, patience=4),
@@ -256,7 +276,8 @@ def replicate(cfg: TransferConfig, store: Store, cache_dir: Path, fresh: Feature
                 oracle.add(ctx, fold, frac, chosen)
     fits = pd.DataFrame(rows).assign(metric=ctx.metric)
     frame = day_frame(days, _keys(cfg))
-    table = T.verdicts(fits, frame).merge(seed_diagnostics(frame, cfg.h), on=["strategy", "fraction"], how="left")
+    table = (T.verdicts(fits, frame).merge(seed_diagnostics(frame, cfg.h), on=["strategy", "fraction"], how="left")
+             .merge(candidate_columns(frame, cfg.h), on=["strategy", "fraction"], how="left"))
     if oracle is not None:
         eff = oracle.effects()
         none = {"oracle": math.nan, "oracle_se": math.nan, "oracle_seed_sd": math.nan}
@@ -424,9 +445,14 @@ def coverage_jobs(s: Settings, workdir: Path) -> list[list[Job]]:
     """Per (pair, target type): replications at ``coverage_fraction`` with an oracle sample."""
     groups = []
     for pi, relation in enumerate(s.coverage_pairs):
-        source, target = syn.pair_specs(relation)
+        if relation == VOL_NULL:
+            source, target = syn.pair_specs("shared")[0], vol_null_target_spec()
+        else:
+            source, target = syn.pair_specs(relation)
         home, cache, src = _world(s, workdir, f"cov_{relation}", source)
         for ti, target_type in enumerate(s.coverage_targets):
+            if relation == VOL_NULL and target_type != "volatility":
+                continue
             base = s.seed + 100_000 * (2 + len(s.coverage_targets) * pi + ti)
             groups.append([Job(s, "coverage", relation, target_type, target, (s.coverage_fraction,), i,
                                base + i, home, cache, src, oracle_seed=s.seed + 900_000 + 10 * pi + ti)
@@ -444,13 +470,13 @@ def run_null(s: Settings, workdir: Path, say: Say | None = None) -> SuiteResult:
 
 def run_coverage(s: Settings, workdir: Path, say: Say | None = None) -> SuiteResult:
     say = say or (lambda _m: None)
-    t0, out = time.perf_counter(), []
+    t0, out, n = time.perf_counter(), [], 0
     for jobs in coverage_jobs(s, workdir):
+        n += len(jobs)
         label = f"coverage {jobs[0].relation}/{jobs[0].target_type}"
         rows = run_jobs(jobs, s.workers, say, label)
         say(f"{label}: {rate(rows['covered']).text()} intervals cover the oracle")
         out.append(rows)
-    n = len(s.coverage_pairs) * len(s.coverage_targets) * s.coverage_replications
     return SuiteResult("coverage", pd.concat(out, ignore_index=True), time.perf_counter() - t0, n)
 
 
@@ -535,11 +561,15 @@ class Calibration:
     coverage: SuiteResult
     seconds: float
     command: str = ""
+    designs: dict[float, SuiteResult] = field(default_factory=dict)
+    """``test_share`` -> the power cell's run with that share (``power_test_shares``)."""
 
     @property
     def summaries(self) -> dict[str, Any]:
         return {"null": null_summary(self.null), "coverage": coverage_summary(self.coverage),
-                "power": power_summary(self.coverage)}
+                "power": power_summary(self.coverage),
+                "candidates": candidate_summary(self.null.rows, self.coverage.rows),
+                "designs": {ts: design_summary(r) for ts, r in self.designs.items()}}
 
 
 def run_calibration(s: Settings, workdir: Path, say: Say | None = None, command: str = "") -> Calibration:
@@ -554,7 +584,11 @@ def run_calibration(s: Settings, workdir: Path, say: Say | None = None, command:
     t0 = time.perf_counter()
     null = run_null(s, workdir, say)
     cov = run_coverage(s, workdir, say)
-    return Calibration(s, null, cov, time.perf_counter() - t0, command)
+    designs = {}
+    for ts in s.power_test_shares:
+        d = replace(s, coverage_pairs=("shared",), coverage_targets=("return",), test_share=ts)
+        designs[ts] = run_coverage(d, Path(workdir) / f"design_{ts:g}", say)
+    return Calibration(s, null, cov, time.perf_counter() - t0, command, designs)
 
 
 def machine() -> str:
