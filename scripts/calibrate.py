@@ -38,7 +38,10 @@ by `xfer.evaluate.tables.verdicts`, exactly as `xfer transfer` does). The estima
 is the expected per-day verdict-score difference (transfer minus scratch) of the *fitted*
 models on the target's distribution, averaged over the seeds and over the folds weighted by
 their test-block lengths; the interval is the table's unadjusted 95% `delta_ci_low` /
-`delta_ci_high` (day-level stationary block bootstrap-t plus an explicit seed variance component).
+`delta_ci_high` (the default method of `xfer.evaluate.inference`: an EWC long-run variance of
+the seed-averaged day differences plus the seeds' own variance component, Student t with the
+Welch-Satterthwaite df of the two). Every other candidate method is applied to the same
+difference matrices (the candidates table above).
 
 - **Null suite.** The target's returns are a martingale difference (`phi = momentum = mu = 0`,
   GARCH(1,1) kept), the source trends (`momentum = 0.6`), the label is the next-day return and
@@ -48,15 +51,22 @@ their test-block lengths; the interval is the table's unadjusted 95% `delta_ci_l
   about 5%. The Holm family-wise rate is the share of replications (tables) with any
   Holm-adjusted verdict that is not inconclusive: it should be at most about 5%.
 - **Coverage suite.** Pairs with a real effect ("shared" dynamics: same trend; "opposite":
-  trending source, mean-reverting target) at a small target fraction. The oracle effect of a
-  cell is measured on a fresh sample of the target's generator: the same fitted models (each
-  strategy x seed x fold, and scratch), with each fold's own training-window feature and label
-  standardisers, forecast scale (the model's validation forecasts) and day-score scale, scored
-  with the test days' recipe; the oracle is the fresh-sample mean of the seed- and
-  fold-weighted difference. Coverage is the share of intervals that contain it (nominal 95%).
-- **Power.** On the "shared" pair, the share of replications in which head-only and full
-  fine-tuning are called positive (unadjusted: `delta_ci_low > 0`; Holm-adjusted: the table's
-  `verdict`).
+  trending source, mean-reverting target) at a small target fraction, return and volatility
+  targets. The oracle effect of a cell is measured on a fresh sample of the target's generator:
+  the same fitted models (each strategy x seed x fold, and scratch), with each fold's own
+  training-window feature and label standardisers, forecast scale (the model's validation
+  forecasts) and day-score scale, scored with the test days' recipe; the oracle is the
+  fresh-sample mean of the seed- and fold-weighted difference. Coverage is the share of
+  intervals that contain it (nominal 95%).
+- **Volatility null suite** (`vol_null`). A target with constant volatility (no GARCH, no
+  regimes, no return predictability) against the GARCH source: nothing about the target's
+  volatility can be predicted, so transfer cannot help, but two models' `r2_oos` still differ
+  by how far their forecasts stray; the truth is the oracle's, and the null check is that the
+  p-values of H0: effect = oracle are uniform (the centred KS column), beside coverage.
+- **Power.** On the "shared" pair (return target), the share of replications in which
+  head-only and full fine-tuning are called positive (unadjusted: `delta_ci_low > 0`;
+  Holm-adjusted: the table's `verdict`); the design table repeats the cell with more test days.
+- **Sizing suite.** See its section: the required fraction's interval against the oracle curve.
 
 **Reading the numbers.** Replications are independent (new target sample, fixed seeds), but
 the verdicts of one replication are not: they share the test days and the scratch fits. The
@@ -64,14 +74,12 @@ exact binomial interval over all verdicts therefore treats correlated verdicts a
 and is too narrow; the per-cell rates (one verdict per replication) and the per-replication
 rates are exact. The same holds for the coverage of the strategies within one replication.
 
-**Known limit (open).** Under a real effect the day-level standard error runs short: the
-day-score differences of two models that differ in skill inherit the target's volatility
-persistence (GARCH), whose slowly decaying autocorrelation a Politis-White block length of
-~7-20 days and a Bartlett window of twice that only partly capture (`--long-run`: the true
-variance of a test-length mean is 1.8-3.8x the day-level estimate for effect cells, 0.9x
-under the null). The seed variance component makes up part of it; pooled coverage sits at
-the lower edge of the 90-99% band in the full run and misses fall on the side away from 0,
-so intervals under real effects are, if anything, slightly optimistic about precision.
+**Why power is low here, whatever the method.** On the shared pair at 5% of a 2,000-day
+target the estimate's own error (delta minus oracle, over replications) has a standard
+deviation about as large as the effect (design table), so even a test that knew that standard
+deviation would call positive in only ~15% of replications at 5%. No variance estimate changes
+that: only more test days (a longer target or a larger `test_share`), more targets pooled
+(`pooled.parquet`) or a larger effect do.
 """
 
 
@@ -137,7 +145,8 @@ def markdown(cal: C.Calibration, command: str, machine_line: str, revision: str 
         *[f"- {st}: oracle effect positive in {v['oracle_positive'].text()}; mean oracle "
           f"{v['mean_oracle']:+.4f}; called negative (unadjusted) in {v['negative_unadjusted'].text()}"
           for st, v in pw.items()],
-        "", *_candidates_md(sm["candidates"], cal), *_designs_md(sm["designs"], cal),
+        "", *_candidates_md(sm["candidates"], cal), *_designs_md(sm["designs"], cal), *_sizing_md(sm["sizing"], cal),
+        *_pooled_md(sm["pooled"], cal),
         "## What each suite checks", "", ABOUT,
         "## Settings", "", "| setting | value |", "|---|---|",
         *[f"| `{k}` | `{v}` |" for k, v in asdict(s).items()],
@@ -158,12 +167,12 @@ def _candidates_md(cand: object, cal: C.Calibration) -> list[str]:
     """The table that chooses the verdicts' method: every candidate on the same matrices."""
     import pandas as pd
 
-    from xfer.evaluate.inference import DEFAULT_METHOD, DEFAULT_SMOOTHING
+    from xfer.experiment.methods import default_candidate
 
     assert isinstance(cand, pd.DataFrame)
     if cand.empty:
         return []
-    default = f"{DEFAULT_METHOD}_{DEFAULT_SMOOTHING.get(DEFAULT_METHOD, '')}".rstrip("_")
+    default = default_candidate()
     base = float(cand.loc[cand["candidate"] == default, "mean_half_width"].iloc[0]) if (
         cand["candidate"] == default).any() else float("nan")
     rows = [f"| {r.candidate}{' (default)' if r.candidate == default else ''} | {r.null_false.text()} | "
@@ -198,13 +207,60 @@ def _designs_md(designs: dict[float, dict[str, object]], cal: C.Calibration) -> 
              f"The same cell (fraction {cal.settings.coverage_fraction:g}, {cal.settings.seeds} seeds, {cal.settings.n_folds} folds) with more of the target's rows in the "
              "walk-forward test blocks. Seconds per replication are wall / CPU of one full experiment "
              "(the main run's figure is the coverage suite's average over all its cells).", "",
-             "| test_share | mean test days | candidate | power (unadjusted) | coverage | mean half-width "
-             "| s per replication |", "|---|---|---|---|---|---|---|"]
+             "| test_share | mean test days | mean oracle | sd of the estimate's error | candidate | power "
+             "(unadjusted) | coverage | mean half-width | s per replication |", "|---|---|---|---|---|---|---|---|---|"]
     for ts, d in sorted(allr.items()):
         for name, v in d["by"].items():  # type: ignore[attr-defined]
-            lines.append(f"| {ts:g} | {d['n_days']:.0f} | {name} | {v['power'].text()} | {v['coverage'].text()} | "
+            lines.append(f"| {ts:g} | {d['n_days']:.0f} | {d['mean_oracle']:+.3f} | {d['sd_error']:.3f} | {name} | {v['power'].text()} | {v['coverage'].text()} | "
                          f"{v['half_width']:.4f} | {d['seconds_per_replication']:.1f} / "
                          f"{d['cpu_per_replication']:.1f} |")
+    return [*lines, ""]
+
+
+def _sizing_md(sz: dict[str, object] | None, cal: C.Calibration) -> list[str]:
+    """Coverage of the oracle required fraction by the monotone band and the old interval."""
+    if not sz:
+        return []
+    from xfer.experiment.sizing_suite import SIZING_FRACTIONS
+
+    assert cal.sizing is not None
+    rows = [f"| {k} | {v['monotone'].text()} | {v['first_passage'].text()} | {v['monotone_hit'].text()} | "
+            f"{v['first_passage_hit'].text()} | {v['oracle_median']:g} | {v['oracle_never'].text()} | "
+            f"{v['oracle_monotone'].text()} |" for k, v in sz.items() if isinstance(v, dict)]
+    return ["## Sizing suite: the required fraction's interval against the oracle", "",
+            f"{sz['replications']} replications of the shared pair (return target), fractions "
+            f"{', '.join(f'{f:g}' for f in SIZING_FRACTIONS)}, {cal.settings.seeds} seeds; the oracle curve is "
+            "each fraction's fresh-sample score minus scratch at 100% for the same fitted models, and the "
+            "oracle fraction its first crossing of 0 (`xfer/experiment/sizing_suite.py`). Nominal 90% for "
+            f"both intervals; {cal.sizing.seconds:.0f} s ({cal.sizing.seconds_per_replication:.1f} s per "
+            "replication).", "",
+            "| strategy | monotone 90% band covers | first-passage 90% interval covers | monotone point = oracle "
+            "| first-passage point = oracle | median oracle fraction | oracle never reaches | oracle curve "
+            "monotone |", "|---|---|---|---|---|---|---|---|", *rows, ""]
+
+
+def _pooled_md(pl: dict[str, object] | None, cal: C.Calibration) -> list[str]:
+    """The pooled estimate's null rate and coverage with trained models."""
+    if not pl:
+        return []
+    s = cal.settings
+    secs = ", ".join(f"{k} {v.seconds:.0f} s" for k, v in cal.pooled.items())
+    lines = ["## Pooled suite: random-effects estimates across targets, trained models", "",
+             f"{s.pooled_replications} replications, each a study over {s.pooled_targets} new targets (each a full "
+             "experiment; the same calendar days), pooled per strategy and fraction with "
+             "`xfer.evaluate.pooled.pooled_effect` exactly as `pooled.parquet` does "
+             f"(`xfer/experiment/pooled_suite.py`); {secs}.", ""]
+    if "null" in pl:
+        lines += [f"- null (martingale targets, fraction {s.null_fractions[0]:g}): pooled false verdicts "
+                  f"{pl['null'].text()}; KS test of the pooled p-values against U(0, 1): p = {pl['null_ks_p']:.3g}."]
+    if "cells" in pl:
+        lines += [f"- coverage (shared pair, fraction {s.coverage_fraction:g}) of the population mean effect mu "
+                  f"(the grand mean of every target's oracle over all replications): {pl['coverage'].text()}.", "",
+                  "| cell | mu (s.e.) | covers mu | covers its own targets' mean oracle | mean estimate | sd estimate "
+                  "| mean half-width | mean tau | positive (unadjusted) |", "|---|---|---|---|---|---|---|---|---|",
+                  *[f"| {k} | {v['mu']:+.4f} ({v['mu_se']:.4f}) | {v['covered'].text()} | {v['covered_own'].text()} | "
+                    f"{v['mean_estimate']:+.4f} | {v['sd_estimate']:.4f} | {v['mean_half_width']:.4f} | "
+                    f"{v['mean_tau']:.4f} | {v['positive'].text()} |" for k, v in pl["cells"].items()]]
     return [*lines, ""]
 
 
@@ -344,7 +400,10 @@ def main(argv: list[str] | None = None) -> int:
 
         from xfer.io import write_parquet
 
-        write_parquet(pd.concat([cal.null.rows, cal.coverage.rows], ignore_index=True), args.rows)
+        extra = [r.rows.assign(suite=f"design_{ts:g}") for ts, r in cal.designs.items()]
+        extra += [cal.sizing.rows] if cal.sizing is not None else []
+        extra += [r.rows for r in cal.pooled.values()]
+        write_parquet(pd.concat([cal.null.rows, cal.coverage.rows, *extra], ignore_index=True), args.rows)
     machine_line = f"{machine_start}; {C.load_average()} at the end (the machine is shared)"
     write_text(args.out, markdown(cal, command, machine_line, _revision()))
     print(f"wrote {args.out}")

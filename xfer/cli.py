@@ -441,18 +441,20 @@ def transfer(
                   "" if scratch else num(r["detectable_effect"]), r["verdict"], beats)
     out.print(t)
     n_cmp = recs[0]["n_comparisons"] if recs else 0
-    err.print(f"verdicts: paired day-level block bootstrap over the pooled test days and seeds; p-values "
+    err.print(f"verdicts: paired day-level test over the pooled test days and seeds (EWC long-run variance, "
+              f"Student t); p-values "
               f"Holm-adjusted over the {n_cmp} comparisons of this table; a verdict reads the adjusted p at 5%. "
               f"'> best baseline': the cell's mean day score is above the best practitioner baseline's.",
               highlight=False)
     if not res.sizing.empty:
-        s = Table(title="required target fraction to match scratch at full data (90% day-level bootstrap interval)")
-        for c in ("strategy", "required", "interval", "rule of thumb"):
+        s = Table(title="required target fraction to match scratch at full data (monotone fit, 90% joint band)")
+        for c in ("strategy", "required", "interval", "first passage", "rule of thumb"):
             s.add_column(c)
         thumb = {**RULE_OF_THUMB, "scratch": "100%"}
         for r in res.sizing.to_dict("records"):
-            s.add_row(r["strategy"], f"{r['required_fraction']:g}", f"[{r['ci_low']:g}, {r['ci_high']:g}]",
-                      thumb.get(r["strategy"], "-"))
+            s.add_row(r["strategy"], _frac(r.get("monotone_fraction")),
+                      f"[{_frac(r.get('monotone_ci_low'))}, {_frac(r.get('monotone_ci_high'))}]",
+                      _frac(r["required_fraction"]), thumb.get(r["strategy"], "-"))
         out.print(s)
     imp = [c for c in res.table.columns if c.startswith("importance_")]
     if imp:
@@ -804,18 +806,26 @@ def _print_study(res: Any) -> None:
     out.print(t)
     if len(v):
         out.print(f"verdicts read Holm-adjusted p-values over the study's {int(v['n_comparisons'].iloc[0])} "
-                  "comparisons (day-level block bootstrap over test days and seeds)", highlight=False)
+                  "comparisons (day-level EWC test over test days and seeds)", highlight=False)
     sz = res.tables["sizing"]
     if len(sz) and sz["strategy"].ne("scratch").any():
         s = Table(title="required fraction to match scratch at full data vs the article's rule of thumb")
-        for c in ("pair", "chain", "strategy", "required", "90% interval", "rule of thumb"):
+        for c in ("pair", "chain", "strategy", "required (monotone)", "90% joint band", "first passage",
+                  "rule of thumb"):
             s.add_column(c)
         for r in sz[sz["strategy"] != "scratch"].to_dict("records"):
-            fmt = lambda f: "not reached" if f == float("inf") else f"{f:g}"  # noqa: E731
-            s.add_row(r["pair"], r["chain"], r["strategy"], fmt(r["required_fraction"]),
-                      f"[{fmt(r['ci_low'])}, {fmt(r['ci_high'])}]", r["rule_of_thumb"])
+            s.add_row(r["pair"], r["chain"], r["strategy"], _frac(r.get("monotone_fraction")),
+                      f"[{_frac(r.get('monotone_ci_low'))}, {_frac(r.get('monotone_ci_high'))}]",
+                      _frac(r["required_fraction"]), r["rule_of_thumb"])
         out.print(s)
     out.print(f"report: {(res.location or str(res.study_dir)).rstrip('/')}/report.html", highlight=False)
+
+
+def _frac(f: object) -> str:
+    """A required fraction: ``0.35``, ``not reached`` (inf) or ``-`` (missing)."""
+    if not isinstance(f, float | int) or f != f:
+        return "-"
+    return "not reached" if f == float("inf") else f"{f:g}"
 
 
 @app.command("report")

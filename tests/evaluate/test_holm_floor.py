@@ -1,8 +1,9 @@
 """Holm has no resampling floor: a table of 200 comparisons can still call a planted large effect.
 
 A bootstrap p-value is at least ``1 / (1 + B)``; with B = 2000 the smallest Holm-adjusted p of a
-200-comparison table was 200 / 2001 = 0.10, so nothing could ever be called. The tables redraw
-the tests near that floor (:func:`xfer.evaluate.tables.floor_draws`)."""
+200-comparison table was 200 / 2001 = 0.10, so nothing could ever be called. The verdicts now use
+an analytic test (Student t p-values, no floor); a table built with the bootstrap method redraws
+the tests near its floor (:func:`xfer.evaluate.tables.floor_draws`)."""
 
 from __future__ import annotations
 

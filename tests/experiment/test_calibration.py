@@ -23,6 +23,7 @@ from xfer.data.store import Store
 from xfer.experiment import calibration as C
 from xfer.experiment.evaluate import evaluate_fits
 from xfer.experiment.fit import fit_candidates, select
+from xfer.experiment.methods import CANDIDATES, default_candidate
 from xfer.experiment.prepare import prepare
 from xfer.experiment.run import candidates, run_transfer
 
@@ -131,3 +132,31 @@ def test_power_is_reported(cal: C.Calibration) -> None:
         for r in (v["unadjusted"], v["adjusted"]):
             assert r.n == SETTINGS.coverage_replications and 0.0 <= r.share <= 1.0
         assert v["adjusted"].k <= v["unadjusted"].k  # Holm only ever removes verdicts
+
+
+def test_the_default_candidate_is_the_verdict_tables_method(cal: C.Calibration) -> None:
+    """The candidates table scores the method the verdicts use: on every tested cell the default
+    candidate's interval and p-value are the table's own, to the last bit."""
+    name = default_candidate()
+    rows = pd.concat([cal.null.rows, cal.coverage.rows], ignore_index=True)
+    np.testing.assert_array_equal(rows[f"{name}_p"], rows["p_value"])
+    np.testing.assert_array_equal(rows[f"{name}_lo"], rows["delta_ci_low"])
+    table = C.candidate_summary(cal.null.rows, cal.coverage.rows)
+    assert set(table["candidate"]) == set(CANDIDATES)
+    default = table.set_index("candidate").loc[name]
+    assert default["null_false"].k == int((cal.null.rows["p_value"] < 0.05).sum())
+
+
+def test_pooled_estimates_hold_their_level_with_trained_models(cal: C.Calibration) -> None:
+    """The reduced pooled suite (10 studies of 4 trained targets, null and shared): a broken
+    pooled interval (too narrow, or not centred on the targets' mean) fails these bands."""
+    pl = cal.summaries["pooled"]
+    msg = _report(f"pooled suite: null false verdicts {pl['null'].text()} (KS p {pl['null_ks_p']:.3g}); coverage "
+                  f"of mu {pl['coverage'].text()}; " + "; ".join(
+                      f"{k}: mu {v['mu']:+.4f}, mean estimate {v['mean_estimate']:+.4f}, sd {v['sd_estimate']:.4f}, "
+                      f"half-width {v['mean_half_width']:.4f}" for k, v in pl["cells"].items()))
+    assert pl["null"].n == SETTINGS.pooled_replications * len(SETTINGS.strategies)
+    assert pl["null"].k <= 3, msg  # 20 estimates at 5%: P(> 3) = 1.6%
+    assert pl["coverage"].share >= 0.8, msg  # 20 intervals at 95%: P(< 16) = 1.6%
+    for v in pl["cells"].values():  # the estimate is centred on the oracle mean
+        assert abs(v["mean_estimate"] - v["mu"]) < 3 * v["sd_estimate"] / np.sqrt(SETTINGS.pooled_replications), msg

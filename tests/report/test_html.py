@@ -474,7 +474,7 @@ def test_headline_states_estimand_adjustment_and_new_columns(page: str) -> None:
     assert sentence, headline[:500]
     text = sentence.group(1)
     assert f"expected per-day {METRIC} difference between the cell and scratch on the target" in text
-    assert "stationary bootstrap, Politis-White block length ≥ the label horizon, here 6.5–9 days" in text
+    assert "equally-weighted-cosine long-run variance of the day differences" in text
     assert f"Holm over {_n_comparisons()} comparisons at 5%" in text
     assert _n_comparisons() == len(_verdicts()) - len(PAIRS) * len(FRACTIONS)  # scratch is not tested
     first = _row_of(rows, *NEGATIVE_CELL)

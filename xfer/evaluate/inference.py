@@ -6,31 +6,31 @@ bootstrap over those summaries rejected a true null 21% of the time at a nominal
 
 The design here: every model gives one score per test day (walk-forward test blocks pooled
 in time order, so the days form one contiguous series) for every training seed. The paired
-difference ``d[s, t] = score_a[s, t] - score_b[s, t]`` is resampled at two levels in every
-bootstrap draw:
+difference ``d[s, t] = score_a[s, t] - score_b[s, t]`` is averaged over the seeds day by day;
+the estimate is the mean of that series, and its standard error has two parts:
 
-* days, with the stationary bootstrap of Politis & Romano (1994), because day scores are
-  serially dependent (labels over a horizon ``h`` overlap, so scores are ~MA(h-1));
-* seeds, with replacement, because a seed's effect persists over all of its days.
+* days: a long-run variance of the seed-averaged series, because day scores are serially
+  dependent (labels over a horizon ``h`` overlap; models that differ in skill inherit the
+  target's volatility clustering, whose autocorrelation decays slowly);
+* seeds: an explicit variance component (:func:`_seed_variance`): the spread of the seeds'
+  means minus the part of it that is day noise, divided by the number of seeds. (Resampling
+  seeds on top of the days counted that noise twice: 0.25% false verdicts at nominal 5%.)
 
-The mean block length is ``max(horizon, L_PW)`` with ``L_PW`` the Politis & White (2004)
-automatic choice (Patton, Politis & White 2009 correction) as implemented by ``arch``.
+The day part is, by default, a fixed-smoothing HAR estimate (:mod:`xfer.evaluate.har`): the
+equally-weighted-cosine (EWC) long-run variance, whose t statistic is Student's t with ``nu``
+df, combined with the seed part's ``S - 1`` df by Welch-Satterthwaite. P-values come from that
+t distribution, so they have no resampling floor (a bootstrap p-value is at least
+``1 / (1 + B)``, which made a table of 101 comparisons unable to call anything after Holm).
+The smoothing was chosen by the calibration suite, which scores every candidate (EWC at
+several ``nu``, fixed-b Bartlett, the earlier stationary bootstrap-t) on the same difference
+matrices against an oracle effect: CALIBRATION.md. The earlier method, a stationary-bootstrap-t
+with a Bartlett window of two Politis-White block lengths, stays available
+(``method="bootstrap"``): it held its size on return nulls but covered real effects at
+85-90% (the window missed the slow part of the dependence).
 
-The statistic is studentised (a bootstrap-t): the centred bootstrap mean is divided by a
-Bartlett (HAC) standard error computed with the same formula on the resampled days as on the
-real ones (the "naive" studentisation of Goncalves & Vogelsang 2011), with a Bartlett
-window of two mean block lengths. The plain percentile block bootstrap of a mean inherits
-the downward bias and the noise of its implied long-run variance estimate: on MA(4) day
-scores (5-day labels) over 500 days it rejected a true null 8.1% of the time at a nominal
-5% (2000 runs), whatever the block length. In the bootstrap-t the unknown scale cancels:
-5.5% (1 seed) and 5.0% (3 seeds with seed effects), 3000 runs each; 6.6% over 150 days.
-The seed level enters as an explicit variance component (:func:`_seed_variance`): the
-spread of the seeds' means minus the part of it that is day noise (which the day level
-already counts), divided by the number of seeds. Resampling seeds on top of the days
-counted that noise twice (0.25% false verdicts on a true null at nominal 5%).
-The standard error is ``sqrt(se_day^2 + seed term)``; the interval is ``estimate +- c * se``
-and the p-value ``P*(|T*| >= |estimate| / se)`` with the same draws, so they agree exactly:
-the verdict is non-inconclusive if and only if ``p < 1 - level``.
+The interval is ``estimate +- q * se`` and the p-value comes from the same reference
+distribution, so they agree exactly: the verdict is non-inconclusive if and only if
+``p < 1 - level``.
 """
 
 from __future__ import annotations
@@ -337,13 +337,21 @@ Method = Literal["ewc", "fixed_b", "bootstrap"]
 METHODS: tuple[str, ...] = ("ewc", "fixed_b", "bootstrap")
 DEFAULT_METHOD: Method = "ewc"
 """The verdicts' inference, chosen by the calibration suite (CALIBRATION.md, candidates table)."""
-DEFAULT_SMOOTHING: dict[str, float] = {"ewc": 0.1, "fixed_b": 0.5}
+DEFAULT_SMOOTHING: dict[str, float] = {"ewc": 0.2, "fixed_b": 0.5}
 """EWC: ``nu = s * n^(2/3)`` cosines; fixed-b: the Bartlett window as a share ``b`` of the days."""
+
+
+SeedTerm = Literal["satterthwaite", "day_df", "none"]
+DEFAULT_SEED_TERM: SeedTerm = "satterthwaite"
+"""How the seeds enter an analytic test: ``satterthwaite`` adds their variance component with its
+``S - 1`` df; ``day_df`` adds it but keeps the day part's df (its noise ignored, as the bootstrap
+did); ``none`` leaves it out: the estimand is then the effect of *these* trained models, not of
+the training procedure (a new set of seeds may differ)."""
 
 
 def paired_day_test(d: np.ndarray, *, horizon: int = 1, level: float = 0.95, n_boot: int = 2000,
                     seed: int = 0, block_length: float | None = None, method: Method = DEFAULT_METHOD,
-                    smoothing: float | None = None) -> DayTest:
+                    smoothing: float | None = None, seeds: SeedTerm = DEFAULT_SEED_TERM) -> DayTest:
     """Test of the mean paired day-score difference (days x seeds), with its interval.
 
     ``d`` is ``score_a - score_b`` with shape ``(n_seeds, n_days)`` (1-D: one seed), columns
@@ -360,6 +368,8 @@ def paired_day_test(d: np.ndarray, *, horizon: int = 1, level: float = 0.95, n_b
       Welch-Satterthwaite df of ``nu`` and the seed term. No resampling: p-values have no floor.
     * ``fixed_b``: Bartlett with a window of ``smoothing * n`` days (at least two mean block
       lengths), bias-corrected, Student t matched to Kiefer-Vogelsang at 97.5%.
+    ``seeds`` (analytic methods): see :data:`DEFAULT_SEED_TERM`.
+
     * ``bootstrap``: the stationary-bootstrap-t of earlier versions (``n_boot`` draws,
       ``block_length`` overrides the Politis-White choice): p-values floored at ``1 / (1 + B)``.
 
@@ -371,6 +381,8 @@ def paired_day_test(d: np.ndarray, *, horizon: int = 1, level: float = 0.95, n_b
     _check_common(func, horizon, level, n_boot)
     if method not in METHODS:
         raise _bad("method", func, f"one of {list(METHODS)}", method)
+    if seeds not in ("satterthwaite", "day_df", "none"):
+        raise _bad("seeds", func, "one of ['satterthwaite', 'day_df', 'none']", seeds)
     if block_length is not None and not (
         isinstance(block_length, float | int | np.floating | np.integer)
         and not isinstance(block_length, bool)
@@ -405,9 +417,9 @@ def paired_day_test(d: np.ndarray, *, horizon: int = 1, level: float = 0.95, n_b
         b = w / n_days
         day_var = har.bartlett_lrv(x, w) / har.bias_factor(b) / n_days
         day_df = har.fixed_b_df(round(b, 4))
-    seed_var = _seed_variance(arr, x, window)
+    seed_var = _seed_variance(arr, x, window) if seeds != "none" else 0.0
     se = math.sqrt(day_var + seed_var)
-    df = har.combine_df(day_var, day_df, seed_var, n_seeds)
+    df = har.combine_df(day_var, day_df, seed_var, n_seeds) if seeds == "satterthwaite" else day_df
     return _t_test(estimate, se, df, level, n_days, n_seeds, block_length)
 
 

@@ -45,8 +45,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import stats
 
+from xfer.evaluate import har
 from xfer.evaluate.inference import _HAC_WINDOW_PER_BLOCK, _bad, _pw_block_length
 
 __all__ = ["FIXED_B", "PooledEffect", "pooled_effect"]
@@ -111,18 +112,16 @@ def _default_window(avg: np.ndarray, horizon: int, n_days: float) -> int:
     return max(1, round(_HAC_WINDOW_PER_BLOCK * block), round(FIXED_B * n_days))
 
 
-def _kv_critical(b: float) -> float:
-    """Kiefer & Vogelsang (2005) 97.5% quantile of the fixed-b Bartlett t statistic."""
-    return 1.96 + 2.9694 * b + 0.4160 * b**2 - 0.5324 * b**3
-
-
 def _noise_df(b: float) -> float:
-    """Degrees of freedom of the Student t that has the fixed-b critical value at 95%: the
-    day-noise variance, estimated with a window of ``b`` times the days, is worth that many."""
-    if b <= 1e-6:
-        return 1e7
-    kv = _kv_critical(b)
-    return float(optimize.brentq(lambda v: stats.t.ppf(0.975, v) - kv, 0.5, 1e7))
+    """Degrees of freedom of the day-noise variance, estimated with a window of ``b`` times the
+    days: the Student t whose 97.5% point is the Kiefer-Vogelsang critical value
+    (:func:`xfer.evaluate.har.fixed_b_df`, uncorrected). The variance itself is divided by the
+    fixed-b bias factor, so this is conservative when day noise dominates; the exact match
+    (``corrected=True``) was measured too (``tests/evaluate/test_pooled.py``'s ``_coverage``,
+    same seeds): it covered 93.3% (main design), 95.0% (noise only), 92.3% (heterogeneity only),
+    94.0% (ragged), 94.7% (8 targets), with 3.25% false verdicts on a null; this one 95.0%,
+    96.3%, 93.0%, 96.0%, 95.7% and 1.75%. The heterogeneity-only design decides: kept."""
+    return har.fixed_b_df(round(b, 4), corrected=False)
 
 
 def _satterthwaite_df(*, tau_part: float, c: float, k: int, b: float) -> float:

@@ -43,7 +43,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from scipy.stats import binomtest
 
 from xfer.data import synthetic as syn
 from xfer.data.features import FeatureMatrix, build_features
@@ -61,8 +60,22 @@ from .config import TransferConfig
 from .evaluate import baseline_days, evaluate_fits, fold_scale_of
 from .fit import fit_candidates, select
 from .methods import candidate_columns, candidate_summary, design_summary
+from .pooled_suite import pooled_summary
 from .prepare import Context, prepare
 from .run import _keys, candidates, day_frame
+from .sizing_suite import sizing_summary
+from .summaries import (  # re-exported: the calibration's public names
+    Rate,
+    SuiteResult,
+    coverage_summary,
+    null_summary,
+    power_summary,
+    rate,
+)
+
+__all__ = ["FULL", "PRESETS", "REDUCED", "Calibration", "Rate", "Settings", "SuiteResult", "candidate_summary",
+           "coverage_summary",
+           "null_summary", "power_summary", "rate", "run_calibration"]
 
 Say = Callable[[str], None]
 
@@ -97,6 +110,12 @@ class Settings:
     max_epochs: int = 15
     source_steps_per_epoch: int = 20
     source_max_epochs: int = 15
+    sizing_replications: int = 0
+    """Replications of the sizing suite (:mod:`xfer.experiment.sizing_suite`; 0: skipped)."""
+    pooled_replications: int = 0
+    """Replications of the pooled suite (:mod:`xfer.experiment.pooled_suite`): each a study over
+    ``pooled_targets`` new targets, once with null targets and once with the "shared" pair's."""
+    pooled_targets: int = 8
     power_test_shares: tuple[float, ...] = ()
     """Extra runs of the power cell ("shared" pair, return target) with these ``test_share``
     values: what more test days buy, at what compute."""
@@ -118,14 +137,19 @@ volatility target only. Its truth is measured by the oracle, not known to be 0 (
 r2_oos differ by how far their forecasts stray), so its null check is the KS test of the
 oracle-centred p-values."""
 
-REDUCED = Settings(name="reduced", null_replications=60, coverage_replications=25, null_fractions=(0.2,))
+REDUCED = Settings(name="reduced", null_replications=60, coverage_replications=25, null_fractions=(0.2,),
+                   pooled_replications=10, pooled_targets=4)
 """The CI preset (``pytest -m calibration``): 60 null replications (120 verdicts) and 25
-replications per coverage pair (50 replications, 100 intervals), return target."""
+replications per coverage pair (50 replications, 100 intervals), return target; the pooled
+suite with 10 studies of 4 targets each (null and shared)."""
 FULL = Settings(name="full", null_replications=100, coverage_replications=40,
                 coverage_pairs=("shared", "opposite", VOL_NULL), coverage_targets=("return", "volatility"),
-                power_test_shares=(0.5,))
+                power_test_shares=(0.5,), sizing_replications=40, pooled_replications=40,
+                pooled_targets=20)
 """The script's preset (``scripts/calibrate.py``): 400 null verdicts (2 fractions); 200 coverage
-replications (2 pairs x return and volatility, and the volatility null), 400 intervals."""
+replications (2 pairs x return and volatility, and the volatility null), 400 intervals; the power
+cell again at test_share 0.5; 40 sizing replications; 40 pooled studies of 20 targets, null and
+shared."""
 PRESETS = {"reduced": REDUCED, "full": FULL}
 
 
@@ -253,7 +277,7 @@ def seed_diagnostics(days: pd.DataFrame, horizon: int) -> pd.DataFrame:
 
 
 def replicate(cfg: TransferConfig, store: Store, cache_dir: Path, fresh: FeatureMatrix | None = None,
-              with_baselines: bool = True) -> pd.DataFrame:
+              with_baselines: bool = True, effect_days: bool = False) -> pd.DataFrame:
     """One experiment as :func:`run_transfer` runs it, keeping the fitted weights for the oracle.
 
     Returns the verdict table (one row per cell, scratch included) with the
@@ -285,59 +309,14 @@ def replicate(cfg: TransferConfig, store: Store, cache_dir: Path, fresh: Feature
             table[col] = [eff.get(k, none)[col] for k in zip(table["strategy"], table["fraction"], strict=True)]
         table["covered"] = (table["delta_ci_low"] <= table["oracle"]) & (table["oracle"] <= table["delta_ci_high"])
         table["day_covered"] = (table["day_ci_low"] <= table["oracle"]) & (table["oracle"] <= table["day_ci_high"])
+    if effect_days:  # the pooled suite pools these across the targets of a replication
+        from .pooled_suite import target_rows
+
+        table = target_rows(frame, table)
     return table
 
 
 # ----------------------------------------------------------------------------- suites
-
-
-@dataclass(frozen=True)
-class Rate:
-    """``k`` events out of ``n`` with the exact (Clopper-Pearson) binomial 95% interval."""
-
-    k: int
-    n: int
-
-    @property
-    def share(self) -> float:
-        return self.k / self.n if self.n else math.nan
-
-    @property
-    def ci(self) -> tuple[float, float]:
-        if not self.n:
-            return (math.nan, math.nan)
-        ci = binomtest(self.k, self.n).proportion_ci(confidence_level=0.95, method="exact")
-        return (float(ci.low), float(ci.high))
-
-    def text(self) -> str:
-        lo, hi = self.ci
-        return f"{self.k}/{self.n} = {self.share:.1%} (exact 95% CI {lo:.1%} to {hi:.1%})"
-
-
-def rate(flags: pd.Series | np.ndarray) -> Rate:
-    arr = np.asarray(flags, dtype=bool)
-    return Rate(int(arr.sum()), int(arr.size))
-
-
-@dataclass
-class SuiteResult:
-    """Every replication's verdict rows (scratch rows dropped) and the suite's wall time."""
-
-    name: str
-    rows: pd.DataFrame
-    seconds: float
-    replications: int
-
-    @property
-    def seconds_per_replication(self) -> float:
-        return self.seconds / max(self.replications, 1)
-
-    @property
-    def cpu_per_replication(self) -> float:
-        """Mean CPU seconds of one replication (load-independent, unlike the wall time)."""
-        if "cpu_s" not in self.rows:
-            return math.nan
-        return float(self.rows.groupby(["relation", "target_type", "replication"])["cpu_s"].first().mean())
 
 
 def _tested(table: pd.DataFrame) -> pd.DataFrame:
@@ -362,6 +341,8 @@ class Job:
     source: str
     oracle_seed: int | None = None
     """Seed of the oracle's fresh sample (None: no oracle, the null suite's truth is 0)."""
+    group: int | None = None
+    """The pooled suite's replication (a study over several targets, one job each)."""
 
 
 @lru_cache(maxsize=4)
@@ -380,9 +361,17 @@ def run_job(job: Job) -> pd.DataFrame:
     fresh = (None if job.oracle_seed is None else
              _fresh(job.target.model_dump_json(), s.oracle_days, job.oracle_seed, job.target_type, cfg.h))
     try:
-        table = _tested(replicate(cfg, store, job.cache, fresh, s.baselines))
+        if job.suite == "sizing":
+            from .sizing_suite import replicate_sizing
+
+            table = replicate_sizing(cfg, store, job.cache, fresh)
+        else:
+            table = _tested(replicate(cfg, store, job.cache, fresh, s.baselines,
+                                      effect_days=job.group is not None))
     finally:
         store.path(tid).unlink(missing_ok=True)
+    if job.group is not None:
+        table = table.assign(pooled_rep=job.group)
     return table.assign(suite=job.suite, relation=job.relation, target_type=job.target_type,
                         replication=job.index, target_seed=job.seed, cpu_s=time.process_time() - cpu,
                         wall_s=time.perf_counter() - wall)
@@ -460,6 +449,31 @@ def coverage_jobs(s: Settings, workdir: Path) -> list[list[Job]]:
     return groups
 
 
+def sizing_jobs(s: Settings, workdir: Path) -> list[Job]:
+    """The sizing suite: the "shared" pair, return target, every fraction of the grid, an oracle."""
+    from .sizing_suite import SIZING_FRACTIONS
+
+    source, target = syn.pair_specs("shared")
+    home, cache, src = _world(s, workdir, "sizing", source)
+    return [Job(s, "sizing", "shared", "return", target, SIZING_FRACTIONS, i, s.seed + 800_000 + i, home, cache,
+                src, oracle_seed=s.seed + 990_000) for i in range(s.sizing_replications)]
+
+
+def pooled_jobs(s: Settings, workdir: Path, truth: str) -> list[Job]:
+    """The pooled suite: ``pooled_replications`` studies of ``pooled_targets`` new targets each;
+    ``truth`` "null" (martingale targets, no oracle) or "shared" (the pair's targets, an oracle)."""
+    source = syn.pair_specs("shared")[0]
+    target = null_target_spec() if truth == "null" else syn.pair_specs("shared")[1]
+    home, cache, src = _world(s, workdir, f"pooled_{truth}", source)
+    fractions = s.null_fractions[:1] if truth == "null" else (s.coverage_fraction,)
+    base = s.seed + (700_000 if truth == "null" else 750_000)
+    k = s.pooled_targets
+    return [Job(s, f"pooled_{truth}", truth if truth == "null" else "shared", "return", target, fractions,
+                r * k + i, base + r * k + i, home, cache, src,
+                oracle_seed=None if truth == "null" else s.seed + 995_000, group=r)
+            for r in range(s.pooled_replications) for i in range(k)]
+
+
 def run_null(s: Settings, workdir: Path, say: Say | None = None) -> SuiteResult:
     say = say or (lambda _m: None)
     t0 = time.perf_counter()
@@ -483,74 +497,6 @@ def run_coverage(s: Settings, workdir: Path, say: Say | None = None) -> SuiteRes
 # ----------------------------------------------------------------------------- summaries
 
 
-_Z95 = 1.959964
-"""The normal 97.5% quantile: half-width / 1.96 is the standard error an interval implies."""
-
-
-def null_summary(res: SuiteResult) -> dict[str, Any]:
-    """False-verdict rates of the null suite (unadjusted 95% and Holm family-wise)."""
-    r = res.rows
-    false = r["p_value"] < T.ALPHA
-    by_rep = r.assign(false=false, adj=r["verdict"] != "inconclusive").groupby("replication")
-    per_cell = {f"{st} @ {fr:g}": rate(g["p_value"] < T.ALPHA) for (st, fr), g in r.groupby(["strategy", "fraction"])}
-    delta = r["delta"].to_numpy()
-    return {
-        "verdicts": rate(false), "replications": res.replications,
-        "positive": int(((r["p_value"] < T.ALPHA) & (r["delta"] > 0)).sum()),
-        "negative": int(((r["p_value"] < T.ALPHA) & (r["delta"] < 0)).sum()),
-        "any_unadjusted": rate(by_rep["false"].any()), "holm_familywise": rate(by_rep["adj"].any()),
-        "per_cell": per_cell,
-        "mean_delta": float(delta.mean()), "mean_delta_se": float(delta.std(ddof=1) / math.sqrt(delta.size)),
-        "sd_delta": float(delta.std(ddof=1)), "mean_half_width": float(r["detectable_effect"].mean()),
-        "p_uniform_ks": _ks_uniform(r["p_value"].to_numpy()),
-        "z_sd": float((delta / (r["detectable_effect"].to_numpy() / _Z95)).std(ddof=1)),
-        "day_only": rate(r["day_p"] < T.ALPHA) if "day_p" in r else None,
-        "seed_sd": float(r["seed_sd"].mean()) if "seed_sd" in r else math.nan,
-        "seed_corr": float(r["seed_corr"].mean()) if "seed_corr" in r else math.nan,
-    }
-
-
-def _ks_uniform(p: np.ndarray) -> float:
-    """KS test p-value of the null p-values against U(0, 1) (they are discrete: a rough check)."""
-    from scipy.stats import kstest
-    return float(kstest(p[np.isfinite(p)], "uniform").pvalue)
-
-
-def coverage_summary(res: SuiteResult) -> dict[str, Any]:
-    """Coverage pooled and per (relation, target type, strategy), with the interval's diagnostics."""
-    r = res.rows.assign(err=lambda f: f["delta"] - f["oracle"])
-
-    def diag(g: pd.DataFrame) -> dict[str, Any]:
-        return {"covered": rate(g["covered"]), "mean_oracle": float(g["oracle"].mean()),
-                "mean_delta": float(g["delta"].mean()), "mean_error": float(g["err"].mean()),
-                "sd_error": float(g["err"].std(ddof=1)),
-                "implied_sd": float((g["detectable_effect"] / _Z95).mean()),
-                "z_sd": float((g["err"] / (g["detectable_effect"] / _Z95)).std(ddof=1)),
-                "mean_half_width": float(g["detectable_effect"].mean()),
-                "miss_low": int((g["oracle"] < g["delta_ci_low"]).sum()),
-                "miss_high": int((g["oracle"] > g["delta_ci_high"]).sum()),
-                "mean_oracle_se": float(g["oracle_se"].mean()),
-                "day_covered": rate(g["day_covered"]) if "day_covered" in g else None,
-                "day_half_width": float(((g["day_ci_high"] - g["day_ci_low"]) / 2).mean()),
-                "oracle_seed_sd": float(g["oracle_seed_sd"].mean()), "seed_sd": float(g["seed_sd"].mean()),
-                "seed_corr": float(g["seed_corr"].mean())}
-
-    cells = {f"{rel}/{tt}/{st}": diag(g) for (rel, tt, st), g in r.groupby(["relation", "target_type", "strategy"])}
-    by_target = {tt: diag(g) for tt, g in r.groupby("target_type")}
-    return {"pooled": diag(r), "by_target": by_target, "cells": cells, "replications": res.replications}
-
-
-def power_summary(res: SuiteResult, relation: str = "shared", target_type: str = "return") -> dict[str, Any]:
-    """How often each strategy is called positive on a pair with a real effect."""
-    r = res.rows[(res.rows["relation"] == relation) & (res.rows["target_type"] == target_type)]
-    out: dict[str, Any] = {}
-    for st, g in r.groupby("strategy"):
-        out[str(st)] = {"unadjusted": rate(g["delta_ci_low"] > 0), "adjusted": rate(g["verdict"] == "positive"),
-                        "negative_unadjusted": rate(g["delta_ci_high"] < 0),
-                        "mean_oracle": float(g["oracle"].mean()), "oracle_positive": rate(g["oracle"] > 0)}
-    return out
-
-
 # ----------------------------------------------------------------------------- the whole run
 
 
@@ -563,13 +509,20 @@ class Calibration:
     command: str = ""
     designs: dict[float, SuiteResult] = field(default_factory=dict)
     """``test_share`` -> the power cell's run with that share (``power_test_shares``)."""
+    sizing: SuiteResult | None = None
+    pooled: dict[str, SuiteResult] = field(default_factory=dict)
+    """``null`` / ``shared`` -> the pooled suite's per-target rows."""
 
     @property
     def summaries(self) -> dict[str, Any]:
         return {"null": null_summary(self.null), "coverage": coverage_summary(self.coverage),
                 "power": power_summary(self.coverage),
                 "candidates": candidate_summary(self.null.rows, self.coverage.rows),
-                "designs": {ts: design_summary(r) for ts, r in self.designs.items()}}
+                "designs": {ts: design_summary(r) for ts, r in self.designs.items()},
+                "sizing": sizing_summary(self.sizing.rows) if self.sizing is not None else None,
+                "pooled": pooled_summary(self.pooled["null"].rows if "null" in self.pooled else None,
+                                         self.pooled["shared"].rows if "shared" in self.pooled else None,
+                                         horizon=5) if self.pooled else None}
 
 
 def run_calibration(s: Settings, workdir: Path, say: Say | None = None, command: str = "") -> Calibration:
@@ -588,7 +541,18 @@ def run_calibration(s: Settings, workdir: Path, say: Say | None = None, command:
     for ts in s.power_test_shares:
         d = replace(s, coverage_pairs=("shared",), coverage_targets=("return",), test_share=ts)
         designs[ts] = run_coverage(d, Path(workdir) / f"design_{ts:g}", say)
-    return Calibration(s, null, cov, time.perf_counter() - t0, command, designs)
+    sizing = None
+    if s.sizing_replications:
+        t1 = time.perf_counter()
+        rows = run_jobs(sizing_jobs(s, workdir), s.workers, say, "sizing")
+        sizing = SuiteResult("sizing", rows, time.perf_counter() - t1, s.sizing_replications)
+        say(f"sizing: monotone interval covers the oracle fraction {rate(rows['monotone_covered']).text()}")
+    pooled = {}
+    for truth in ("null", "shared") if s.pooled_replications else ():
+        t1 = time.perf_counter()
+        rows = run_jobs(pooled_jobs(s, workdir, truth), s.workers, say, f"pooled {truth}")
+        pooled[truth] = SuiteResult(f"pooled_{truth}", rows, time.perf_counter() - t1, s.pooled_replications)
+    return Calibration(s, null, cov, time.perf_counter() - t0, command, designs, sizing, pooled)
 
 
 def machine() -> str:

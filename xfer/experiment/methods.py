@@ -20,19 +20,34 @@ from scipy import stats
 
 from xfer.evaluate import tables as T
 from xfer.evaluate.inference import paired_day_test
+from xfer.experiment.summaries import rate
 
-CANDIDATES: dict[str, tuple[str, float | None]] = {
-    "ewc_0.4": ("ewc", 0.4),
-    "ewc_0.2": ("ewc", 0.2),
-    "ewc_0.1": ("ewc", 0.1),
-    "fixed_b_0.3": ("fixed_b", 0.3),
-    "fixed_b_0.5": ("fixed_b", 0.5),
-    "bootstrap": ("bootstrap", None),
+CANDIDATES: dict[str, tuple[str, float | None, str]] = {
+    "ewc_0.4": ("ewc", 0.4, "satterthwaite"),
+    "ewc_0.2": ("ewc", 0.2, "satterthwaite"),
+    "ewc_0.1": ("ewc", 0.1, "satterthwaite"),
+    "ewc_0.2_day_df": ("ewc", 0.2, "day_df"),
+    "ewc_0.1_day_df": ("ewc", 0.1, "day_df"),
+    "ewc_0.2_trained": ("ewc", 0.2, "none"),
+    "fixed_b_0.3": ("fixed_b", 0.3, "satterthwaite"),
+    "fixed_b_0.5": ("fixed_b", 0.5, "satterthwaite"),
+    "bootstrap": ("bootstrap", None, "satterthwaite"),
 }
-"""name -> (method, smoothing) of :func:`~xfer.evaluate.inference.paired_day_test`. EWC ``s``:
-``nu = s n^(2/3)`` cosines (LLSW's rule is 0.4; smaller = more smoothing, fewer df);
+"""name -> (method, smoothing, seeds) of :func:`~xfer.evaluate.inference.paired_day_test`. EWC
+``s``: ``nu = s n^(2/3)`` cosines (LLSW's rule is 0.4; smaller = more smoothing, fewer df);
 fixed-b ``b``: the Bartlett window as a share of the days; ``bootstrap``: the stationary
-bootstrap-t of xfer <= 0.4 (2000 draws)."""
+bootstrap-t of xfer <= 0.4 (2000 draws, its seed term without df). ``_day_df``: the seed
+variance added with the day part's df; ``_trained``: no seed term (the estimand is the effect of
+the trained models, exactly what the oracle measures; the others' intervals are for the training
+procedure, so against this oracle they are conservative by the seed term)."""
+
+
+def default_candidate() -> str:
+    """The candidate that is the verdicts' default method."""
+    from xfer.evaluate.inference import DEFAULT_METHOD, DEFAULT_SEED_TERM, DEFAULT_SMOOTHING
+
+    want = (DEFAULT_METHOD, DEFAULT_SMOOTHING.get(DEFAULT_METHOD), DEFAULT_SEED_TERM)
+    return next(name for name, spec in CANDIDATES.items() if spec == want)
 
 
 def candidate_columns(days: pd.DataFrame, horizon: int) -> pd.DataFrame:
@@ -45,9 +60,9 @@ def candidate_columns(days: pd.DataFrame, horizon: int) -> pd.DataFrame:
         for st, c in g[g["strategy"] != "scratch"].groupby("strategy"):
             d = T.paired(T.Days(c), scratch)
             row: dict[str, Any] = {"strategy": st, "fraction": frac}
-            for name, (method, smoothing) in CANDIDATES.items():
+            for name, (method, smoothing, seeds) in CANDIDATES.items():
                 t = paired_day_test(d, horizon=horizon, level=1 - T.ALPHA, method=method,  # type: ignore[arg-type]
-                                    smoothing=smoothing)
+                                    smoothing=smoothing, seeds=seeds)  # type: ignore[arg-type]
                 row.update({f"{name}_lo": t.ci_low, f"{name}_hi": t.ci_high, f"{name}_p": t.p_value,
                             f"{name}_se": t.se, f"{name}_df": t.df})
             out.append(row)
@@ -72,8 +87,6 @@ def _ks(p: np.ndarray) -> float:
 def candidate_summary(null_rows: pd.DataFrame, cov_rows: pd.DataFrame, *, power_relation: str = "shared",
                       power_target: str = "return") -> pd.DataFrame:
     """One row per candidate: the calibration figures that choose the verdict's method."""
-    from xfer.experiment.calibration import rate
-
     out = []
     for name in CANDIDATES:
         if f"{name}_p" not in null_rows or f"{name}_p" not in cov_rows:
@@ -99,11 +112,10 @@ def candidate_summary(null_rows: pd.DataFrame, cov_rows: pd.DataFrame, *, power_
 
 def design_summary(res: Any) -> dict[str, Any]:
     """The power cell under one design: test days, power and coverage per candidate, compute."""
-    from xfer.experiment.calibration import rate
-
     r = res.rows
     out: dict[str, Any] = {"n_days": float(r["n_days"].mean()), "seconds_per_replication": res.seconds_per_replication,
                            "cpu_per_replication": res.cpu_per_replication, "mean_oracle": float(r["oracle"].mean()),
+                           "sd_error": float((r["delta"] - r["oracle"]).std(ddof=1)),
                            "by": {}}
     for name in CANDIDATES:
         if f"{name}_lo" in r:

@@ -493,16 +493,6 @@ def _adjustment_text(frame: pd.DataFrame, count_column: str | None = None) -> st
     return f"{method} over {n} comparison{'s' if n != 1 else ''}"
 
 
-def _block_text(v: pd.DataFrame) -> str:
-    """The block lengths the bootstrap used, ``5 days`` or ``4–9 days``."""
-    b = v["block_length"].dropna().astype(float) if "block_length" in v.columns else pd.Series([])
-    if b.empty:
-        return ""
-    lo, hi = float(b.min()), float(b.max())
-    span = f"{lo:.3g}" if f"{lo:.3g}" == f"{hi:.3g}" else f"{lo:.3g}–{hi:.3g}"
-    return f", here {span} days"
-
-
 def _headline(study: Study) -> str:
     """Section 2: every cell against scratch and against the best practitioner baseline, with
     the interval, the adjusted p-value and the smallest effect the design could detect."""
@@ -529,13 +519,14 @@ def _headline(study: Study) -> str:
     estimand = _note(
         f"delta is the expected per-day {m} difference between the cell and scratch on the "
         "target's test days (walk-forward test blocks pooled, paired day by day and seed by "
-        "seed); its interval resamples blocks of days (stationary bootstrap, Politis-White block "
-        f"length ≥ the label horizon{_block_text(v)}) and seeds, and the verdict reads the "
-        f"p-value adjusted by {_adjustment_text(v, 'n_comparisons')} at 5%.")
+        "seed); its interval: an equally-weighted-cosine long-run variance of the day differences "
+        "plus the seeds' own variance, Student t (calibrated on simulated nulls and oracle effects: "
+        f"CALIBRATION.md), and the verdict reads the p-value adjusted by "
+        f"{_adjustment_text(v, 'n_comparisons')} at 5%.")
     reading = _note(
         "positive / negative: adjusted p < 0.05, by the sign of delta; inconclusive otherwise "
         "(an unadjusted interval that excludes 0 can still be inconclusive). Detectable effect = "
-        "the interval's half-width, the smallest |delta| this design could tell from 0: an "
+        "the |delta| this design finds with 80% power after the table's adjustment: an "
         "inconclusive row with a detectable effect larger than any effect that matters means "
         "'not enough data', not 'no effect'.")
     baselines = _note(
@@ -646,7 +637,7 @@ def _sizing_curves(study: Study) -> str:
     models, baselines = curves[~is_baseline], curves[is_baseline]
     transfer = models[models["strategy"] != "scratch"]
     keys = transfer if not transfer.empty else models
-    parts = [_note("Mean day score with its 90% band (day-level block bootstrap) per strategy; "
+    parts = [_note("Mean day score with its 90% band (day-level interval, as the verdicts) per strategy; "
                    "the black dashed line is scratch trained on all the target data, and where "
                    "a curve crosses it is that strategy's required fraction (next section). "
                    "Thin dashed lines are the practitioner baselines fitted on the same target "
@@ -751,24 +742,30 @@ def _required_fraction(study: Study) -> str:
                                                and from_file else None)
         req, low, high = (float(rec[c]) for c in ("required_fraction", "ci_low", "ci_high"))
         mono = [float(rec.get(c, math.nan)) for c in ("monotone_fraction", "monotone_ci_low", "monotone_ci_high")]
+        main = mono if has_mono and math.isfinite(mono[1]) else [req, low, high]
         rows.append([
             _td(rec["pair"]), _td(rec["chain"]), _td(_dann(rec["dann_weight"])), _td(strategy),
-            _td(fmt_fraction(req)), _td(f"[{fmt_fraction(low)}, {fmt_fraction(high)}]"),
-            _td(fmt_fraction(rec["reached_share"])),
             *([_td(f"{fmt_fraction(mono[0])} [{fmt_fraction(mono[1])}, {fmt_fraction(mono[2])}]")]
               if has_mono else []),
-            _td(rule or "—"), _td(_against_rule(req, low, high, rule)),
+            _td(fmt_fraction(req)), _td(f"[{fmt_fraction(low)}, {fmt_fraction(high)}]"),
+            _td(fmt_fraction(rec["reached_share"])),
+            _td(rule or "—"), _td(_against_rule(*main, rule)),
         ])
-    headers = ["pair", "chain", "DANN", "strategy", "required fraction", "interval",
-               "reached in (bootstrap share)",
-               *(["monotone fit [90% joint band]"] if has_mono else []), "article's rule of thumb", "reading"]
-    intro = _note("Required fraction: the smallest target fraction whose mean score reaches "
-                  "scratch trained on all the target data; 'not reached' means no tested "
-                  "fraction got there. The rule of thumb is the seed article's claim."
-                  + (" Monotone fit: the same question asked of an isotonic (more data never hurts) "
-                     "fit of the curve, with an interval from a 90% joint band over all fractions "
-                     "that covers the true required fraction whenever the band covers the curve; "
-                     "the first-passage figure is the noisier one." if has_mono else ""))
+    headers = ["pair", "chain", "DANN", "strategy",
+               *(["required fraction, monotone fit [90% joint band]"] if has_mono else []),
+               "first passage" if has_mono else "required fraction", "interval",
+               "reached in (bootstrap share)", "article's rule of thumb", "reading"]
+    intro = _note(("Required fraction (main figure): the smallest target fraction at which an isotonic "
+                   "(more data never hurts) fit of the strategy's mean score reaches scratch trained on all "
+                   "the target data, with an interval from a 90% joint band over all fractions that covers "
+                   "the true required fraction whenever the band covers the curve (calibrated: "
+                   "CALIBRATION.md, sizing suite); the reading uses it. First passage: the older, noisier "
+                   "figure (the first fraction whose measured mean reaches scratch, bootstrap interval). "
+                   if has_mono else
+                   "Required fraction: the smallest target fraction whose mean score reaches "
+                   "scratch trained on all the target data. ")
+                  + "'not reached' means no tested fraction got there. The rule of thumb is the seed "
+                  "article's claim.")
     return _section("sizing", title, intro + _table(headers, rows))
 
 
@@ -784,9 +781,9 @@ def _comparisons(study: Study) -> str:
     parts = [_note(f"delta = variant − baseline (here 'baseline' is the direct transfer or DANN "
                    f"off), the expected per-day {study.metric} difference on the target's test "
                    "days, paired day by day and seed by seed, with its unadjusted 95% interval "
-                   "(day-block and seed bootstrap); the verdict reads the p-value adjusted by "
-                   f"{_adjustment_text(comp)} (this table) at 5%. Detectable effect = the "
-                   "interval's half-width.")]
+                   "(day-level long-run variance and seed variance, Student t); the verdict reads the "
+                   f"p-value adjusted by {_adjustment_text(comp)} (this table) at 5%. Detectable "
+                   "effect = the |delta| found with 80% power after that adjustment.")]
     kinds = [*_COMPARISON_TITLES, *sorted(set(comp["kind"].astype(str)) - set(_COMPARISON_TITLES))]
     for kind in kinds:
         g = comp[comp["kind"].astype(str) == kind]
