@@ -43,7 +43,7 @@ from typing import Literal
 
 import numpy as np
 from arch.bootstrap import optimal_block_length
-from scipy import stats
+from scipy import optimize, stats
 from statsmodels.stats.multitest import multipletests  # type: ignore[import-untyped]
 
 from xfer.evaluate import har
@@ -465,7 +465,23 @@ def detectable_effect(t: DayTest, alpha: float, power: float = 0.8) -> float:
         return math.nan
     if not math.isfinite(t.df) or t.df >= 1e6:
         return t.se * float(stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power))
-    return t.se * float(stats.t.ppf(1 - alpha / 2, t.df) + stats.t.ppf(power, t.df))
+    return t.se * _noncentral_shift(float(t.df), alpha, power)
+
+
+def _noncentral_shift(df: float, alpha: float, power: float) -> float:
+    """The noncentrality ``delta`` at which a two-sided t test with ``df`` rejects with probability
+    ``power`` (exact: the statistic is noncentral t when the variance estimate is scaled
+    chi-square with ``df`` df, as EWC's is); the sum of the two quantiles is its first guess."""
+    crit = float(stats.t.ppf(1 - alpha / 2, df))
+
+    def gap(delta: float) -> float:
+        reject = float(stats.nct.sf(crit, df, delta) + stats.nct.cdf(-crit, df, delta))
+        return (reject if math.isfinite(reject) else 1.0) - power
+
+    hi = crit + float(stats.t.ppf(power, df))
+    while gap(hi) < 0:
+        hi *= 1.5
+    return float(optimize.brentq(gap, 0.0, hi))
 
 
 def adjust_pvalues(p: Sequence[float], method: Literal["holm", "bh"] = "holm") -> np.ndarray:
