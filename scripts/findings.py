@@ -6,6 +6,7 @@
     python scripts/findings.py families STUDY_DIR    # permutation importance per feature family, transfer vs scratch
     python scripts/findings.py regimes STUDY_DIR [--fractions 0.1,1.0]   # verdicts within volatility regimes
     python scripts/findings.py pooled STUDY_DIR [--versus scratch]  # effects pooled across targets, per asset class
+    python scripts/findings.py comparisons STUDY_DIR # chain vs direct, DANN vs none (with the domain probe)
 
 Each prints markdown, ready for RESULTS.md, computed from the study's own files
 (``sizing.parquet``, ``verdicts.parquet``, ``results.parquet``, ``predictions.parquet``,
@@ -241,6 +242,43 @@ def pooled_table(study: Path, versus: str) -> str:
     return "\n".join(lines)
 
 
+def comparisons_table(study: Path) -> str:
+    """``comparisons.parquet``: chain minus direct, and DANN minus none with the domain probe's
+    accuracy (mean over seeds and folds) without and with DANN."""
+    c = pd.read_parquet(study / "comparisons.parquet")
+    c = c.assign(o=c["strategy"].map(ORDER)).sort_values(["kind", "pair", "o", "fraction", "variant"])
+    out = []
+    chain = c[c["kind"] == "chain_vs_direct"]
+    if len(chain):
+        out += ["| pair | chain | strategy | fraction | chain - direct | 95% interval | p (Holm) | verdict | detectable |",
+                "|---|---|---|---|---|---|---|---|---|"]
+        for r in chain.to_dict("records"):
+            out.append(f"| {r['pair']} | {r['variant']} | {r['strategy']} | {r['fraction']:g} | {r['delta']:+.4f} | "
+                       f"[{r['delta_ci_low']:+.4f}, {r['delta_ci_high']:+.4f}] | {r['p_adjusted']:.3f} | "
+                       f"{_bold(r['verdict'])} | {r['detectable_effect']:.4f} |")
+    dann = c[c["kind"] == "dann_vs_none"]
+    if len(dann):
+        res = pd.read_parquet(study / "results.parquet")
+        probe = (res.groupby(["pair", "strategy", "fraction", "dann_weight"])["domain_probe_acc"].mean()
+                 if "domain_probe_acc" in res else pd.Series(dtype=float))
+        out += ["" if out else None, "| pair | strategy | fraction | DANN - none | 95% interval | p (Holm) | verdict | "
+                "detectable | probe acc. none -> DANN |", "|---|---|---|---|---|---|---|---|---|"]
+        for r in dann.to_dict("records"):
+            on = res[(res["pair"] == r["pair"]) & (res["strategy"] == r["strategy"]) & (res["fraction"] == r["fraction"])
+                     & (res["dann_weight"] > 0)]["dann_weight"]
+            k0 = (r["pair"], r["strategy"], r["fraction"], 0.0)
+            acc0 = probe.get(k0, math.nan)
+            acc1 = probe[[k for k in probe.index if k[:3] == k0[:3] and k[3] > 0]].mean() if len(on) else math.nan
+            out.append(f"| {r['pair']} | {r['strategy']} | {r['fraction']:g} | {r['delta']:+.4f} | "
+                       f"[{r['delta_ci_low']:+.4f}, {r['delta_ci_high']:+.4f}] | {r['p_adjusted']:.3f} | "
+                       f"{_bold(r['verdict'])} | {r['detectable_effect']:.4f} | {acc0:.3f} -> {acc1:.3f} |")
+    return "\n".join(x for x in out if x is not None)
+
+
+def _bold(verdict: str) -> str:
+    return f"**{verdict}**" if verdict in ("positive", "negative") else verdict
+
+
 # ----------------------------------------------------------------------- regimes
 
 
@@ -282,14 +320,15 @@ def regimes_table(study: Path, fractions: list[float] | None, store: Store) -> s
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("table", choices=["verdicts", "sizing", "lr", "families", "regimes", "pooled"])
+    ap.add_argument("table", choices=["verdicts", "sizing", "lr", "families", "regimes", "pooled", "comparisons"])
     ap.add_argument("study_dir", type=Path)
     ap.add_argument("--fractions", default="", help="regimes: only these fractions (comma-separated)")
     ap.add_argument("--store", type=Path, default=None, help="market store (default: XFER_HOME)")
     ap.add_argument("--versus", default="scratch", help="pooled: scratch, scratch_full or a baseline (har_rv...)")
     args = ap.parse_args(argv)
     need = {"verdicts": "verdicts.parquet", "sizing": "sizing.parquet", "lr": "optuna.journal", "families": "results.parquet",
-            "regimes": "predictions.parquet", "pooled": "pooled.parquet"}[args.table]
+            "regimes": "predictions.parquet", "pooled": "pooled.parquet",
+            "comparisons": "comparisons.parquet"}[args.table]
     if not (args.study_dir / need).is_file() or not (args.study_dir / "spec.json").is_file():
         print(f"error: {args.study_dir}: not a finished study directory (needs spec.json and {need})", file=sys.stderr)
         return 2
@@ -303,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
         print(families_table(args.study_dir))
     elif args.table == "pooled":
         print(pooled_table(args.study_dir, args.versus))
+    elif args.table == "comparisons":
+        print(comparisons_table(args.study_dir))
     else:
         fr = [float(x) for x in args.fractions.split(",") if x.strip()]
         print(regimes_table(args.study_dir, fr or None, Store(args.store) if args.store else Store()))

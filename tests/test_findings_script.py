@@ -148,3 +148,23 @@ def test_pooled_table_prints_the_chosen_reference_all_first(tmp_path: Path, caps
     assert len(lines) == 4 and "delta vs scratch" in lines[0]
     assert lines[2].startswith("| all | 20 | head_only | 0.1 | +0.030 |") and "| 0.030 |" in lines[2]  # tau
     assert lines[3].startswith("| equity |")
+
+
+def test_comparisons_table_pairs_dann_with_its_probe(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from xfer.evaluate.contract import COMPARISON_COLUMNS
+
+    base = {"pair": "a->b", "baseline": "none", "fraction": 0.2, "metric": "r2_oos", "delta_ci_low": -0.01,
+            "delta_ci_high": 0.01, "p_value": 0.5, "p_adjusted": 1.0, "verdict": "inconclusive",
+            "detectable_effect": 0.02, "n_days": 100}
+    rows = [{**base, "kind": "dann_vs_none", "variant": "1.5", "strategy": "full", "delta": -0.003},
+            {**base, "kind": "chain_vs_direct", "variant": "a->m->b", "baseline": "direct", "strategy": "head_only",
+             "delta": 0.001, "verdict": "positive"}]
+    pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS)).to_parquet(tmp_path / "comparisons.parquet")
+    # probe accuracy 0.6 and 0.8 without DANN (mean 0.7), 0.5 with it
+    pd.DataFrame({"pair": "a->b", "strategy": "full", "fraction": 0.2, "dann_weight": [0.0, 0.0, 1.5],
+                  "domain_probe_acc": [0.6, 0.8, 0.5]}).to_parquet(tmp_path / "results.parquet")
+    (tmp_path / "spec.json").write_text("{}")
+    assert findings.main(["comparisons", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "| a->b | a->m->b | head_only | 0.2 | +0.0010 |" in out and "**positive**" in out
+    assert "| a->b | full | 0.2 | -0.0030 |" in out and "| 0.700 -> 0.500 |" in out
