@@ -32,7 +32,7 @@ def test_transfer_json_contract(store: Store, cli) -> None:
             continue
         assert x["n_comparisons"] == 2  # two transfer cells, Holm over both
         assert x["p_value"] <= x["p_adjusted"] <= 1.0
-        assert x["detectable_effect"] == pytest.approx((hi - lo) / 2)
+        assert x["detectable_effect"] > (hi - lo) / 2  # 80% power after Holm: beyond the half-width
         assert x["verdict"] == ("inconclusive" if x["p_adjusted"] >= 0.05 else
                                 "positive" if x["delta"] > 0 else "negative")
         if x["verdict"] == "positive":
