@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from xfer.data import synthetic as syn
 from xfer.data.store import Store
 
