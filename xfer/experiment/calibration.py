@@ -71,6 +71,7 @@ from .summaries import (  # re-exported: the calibration's public names
     null_summary,
     power_summary,
     rate,
+    tested_cells,
 )
 
 __all__ = ["FULL", "PRESETS", "REDUCED", "Calibration", "Rate", "Settings", "SuiteResult", "candidate_summary",
@@ -253,23 +254,20 @@ class Oracle:
 def seed_diagnostics(days: pd.DataFrame, horizon: int) -> pd.DataFrame:
     """Per tested cell, how its interval splits into days and seeds (diagnostics only).
 
-    ``day_*``: the same day-level bootstrap-t on the seed-averaged differences alone (no seed
+    ``day_*``: the same day-level test on the seed-averaged differences alone (no seed
     level), the interval of the effect of *these* seeds; ``seed_sd``: the spread of the seeds'
     mean differences; ``seed_corr``: the mean correlation of the seeds' day differences (how much
     of the day noise the seeds share).
     """
-    models = days[~days["strategy"].isin(T.ALL_BASELINES)]
     out = []
-    for frac, g in models.groupby("fraction"):
-        scratch = T.Days(g[g["strategy"] == "scratch"])
-        for st, c in g[g["strategy"] != "scratch"].groupby("strategy"):
-            d = T.paired(T.Days(c), scratch)
-            t = paired_day_test(np.nanmean(d, axis=0), horizon=horizon, level=1 - T.ALPHA)
-            corr = np.corrcoef(d) if d.shape[0] > 1 else np.ones((1, 1))
-            off = corr[~np.eye(len(corr), dtype=bool)]
-            out.append({"strategy": st, "fraction": frac, "day_ci_low": t.ci_low, "day_ci_high": t.ci_high,
-                        "day_p": t.p_value, "seed_sd": float(np.nanstd(np.nanmean(d, axis=1), ddof=1))
-                        if d.shape[0] > 1 else math.nan, "seed_corr": float(off.mean()) if off.size else 1.0})
+    for st, frac, cell, scratch in tested_cells(days):
+        d = T.paired(cell, scratch)
+        t = paired_day_test(np.nanmean(d, axis=0), horizon=horizon, level=1 - T.ALPHA)
+        corr = np.corrcoef(d) if d.shape[0] > 1 else np.ones((1, 1))
+        off = corr[~np.eye(len(corr), dtype=bool)]
+        out.append({"strategy": st, "fraction": frac, "day_ci_low": t.ci_low, "day_ci_high": t.ci_high,
+                    "day_p": t.p_value, "seed_sd": float(np.nanstd(np.nanmean(d, axis=1), ddof=1))
+                    if d.shape[0] > 1 else math.nan, "seed_corr": float(off.mean()) if off.size else 1.0})
     return pd.DataFrame(out)
 
 

@@ -20,7 +20,7 @@ from scipy import stats
 
 from xfer.evaluate import tables as T
 from xfer.evaluate.inference import paired_day_test
-from xfer.experiment.summaries import rate
+from xfer.experiment.summaries import rate, tested_cells
 
 CANDIDATES: dict[str, tuple[str, float | None, str]] = {
     "ewc_0.4": ("ewc", 0.4, "satterthwaite"),
@@ -53,19 +53,16 @@ def default_candidate() -> str:
 def candidate_columns(days: pd.DataFrame, horizon: int) -> pd.DataFrame:
     """Per tested (strategy, fraction): every candidate's ``<name>_lo``, ``_hi``, ``_p``, ``_se``,
     ``_df`` on the cell's paired difference matrix against scratch (as the verdict table forms it)."""
-    models = days[~days["strategy"].isin(T.ALL_BASELINES)]
     out = []
-    for frac, g in models.groupby("fraction"):
-        scratch = T.Days(g[g["strategy"] == "scratch"])
-        for st, c in g[g["strategy"] != "scratch"].groupby("strategy"):
-            d = T.paired(T.Days(c), scratch)
-            row: dict[str, Any] = {"strategy": st, "fraction": frac}
-            for name, (method, smoothing, seeds) in CANDIDATES.items():
-                t = paired_day_test(d, horizon=horizon, level=1 - T.ALPHA, method=method,  # type: ignore[arg-type]
-                                    smoothing=smoothing, seeds=seeds)  # type: ignore[arg-type]
-                row.update({f"{name}_lo": t.ci_low, f"{name}_hi": t.ci_high, f"{name}_p": t.p_value,
-                            f"{name}_se": t.se, f"{name}_df": t.df})
-            out.append(row)
+    for st, frac, cell, scratch in tested_cells(days):
+        d = T.paired(cell, scratch)
+        row: dict[str, Any] = {"strategy": st, "fraction": frac}
+        for name, (method, smoothing, seeds) in CANDIDATES.items():
+            t = paired_day_test(d, horizon=horizon, level=1 - T.ALPHA, method=method,  # type: ignore[arg-type]
+                                smoothing=smoothing, seeds=seeds)  # type: ignore[arg-type]
+            row.update({f"{name}_lo": t.ci_low, f"{name}_hi": t.ci_high, f"{name}_p": t.p_value,
+                        f"{name}_se": t.se, f"{name}_df": t.df})
+        out.append(row)
     return pd.DataFrame(out)
 
 

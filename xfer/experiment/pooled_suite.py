@@ -28,20 +28,17 @@ import pandas as pd
 from xfer.evaluate import tables as T
 from xfer.evaluate.pooled import pooled_effect
 
-from .summaries import rate
+from .summaries import rate, tested_cells
 
 
 def target_rows(days: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     """Per tested (strategy, fraction) of one target: its day differences against scratch
     (dates and values, as lists) and the variance its seeds add, beside the table's row."""
-    models = days[~days["strategy"].isin(T.ALL_BASELINES)]
     out = []
-    for frac, g in models.groupby("fraction"):
-        scratch = T.Days(g[g["strategy"] == "scratch"])
-        for st, c in g[g["strategy"] != "scratch"].groupby("strategy"):
-            series, seed_var = T._target_effect(T.Days(c), scratch)
-            out.append({"strategy": st, "fraction": frac, "effect_dates": series.index.asi8.tolist(),
-                        "effect_days": series.to_numpy().tolist(), "seed_var": seed_var})
+    for st, frac, cell, scratch in tested_cells(days):
+        series, seed_var = T._target_effect(cell, scratch)
+        out.append({"strategy": st, "fraction": frac, "effect_dates": series.index.asi8.tolist(),
+                    "effect_days": series.to_numpy().tolist(), "seed_var": seed_var})
     return table.merge(pd.DataFrame(out), on=["strategy", "fraction"], how="left")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,16 @@ import pandas as pd
 from scipy.stats import binomtest
 
 from xfer.evaluate import tables as T
+
+
+def tested_cells(days: pd.DataFrame) -> Iterator[tuple[str, float, T.Days, T.Days]]:
+    """Every tested (strategy, fraction) of one experiment's day frame: ``(strategy, fraction,
+    cell days, scratch days at that fraction)``, baselines left out."""
+    models = days[~days["strategy"].isin(T.ALL_BASELINES)]
+    for frac, g in models.groupby("fraction"):
+        scratch = T.Days(g[g["strategy"] == "scratch"])
+        for st, c in g[g["strategy"] != "scratch"].groupby("strategy"):
+            yield str(st), float(frac), T.Days(c), scratch
 
 
 @dataclass(frozen=True)
