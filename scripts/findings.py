@@ -217,7 +217,7 @@ def verdicts_table(study: Path) -> str:
     lines = ["| pair | strategy | fraction | scratch | transfer | delta | 95% interval | p (Holm) | verdict | "
              "detectable | best baseline | beats it |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in v.to_dict("records"):
-        verdict = f"**{r['verdict']}**" if r["verdict"] in ("positive", "negative") else r["verdict"]
+        verdict = _bold(r["verdict"])
         lines.append(f"| {r['pair']} | {r['strategy']} | {r['fraction']:g} | {r['scratch_score']:+.3f} | "
                      f"{r['test_score']:+.3f} | {r['delta']:+.3f} | [{r['delta_ci_low']:+.3f}, {r['delta_ci_high']:+.3f}] | "
                      f"{r['p_adjusted']:.3f} | {verdict} | {r['detectable_effect']:.3f} | "
@@ -234,7 +234,7 @@ def pooled_table(study: Path, versus: str) -> str:
     lines = [f"| group | targets | strategy | fraction | delta vs {versus} | 95% interval | p (Holm) | verdict | "
              "tau | 95% prediction interval | detectable (80%) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in t.to_dict("records"):
-        verdict = f"**{r['verdict']}**" if r["verdict"] in ("positive", "negative") else r["verdict"]
+        verdict = _bold(r["verdict"])
         lines.append(f"| {r['group']} | {r['n_targets']} | {r['strategy']} | {r['fraction']:g} | {r['estimate']:+.3f} | "
                      f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] | {r['p_adjusted']:.3f} | {verdict} | "
                      f"{math.sqrt(r['tau2']):.3f} | [{r['pi_low']:+.3f}, {r['pi_high']:+.3f}] | "

@@ -88,8 +88,7 @@ def test_detectable_effect_has_the_power_it_says() -> None:
     rng = np.random.default_rng(22)
     n, alpha = 200, 0.05 / 20
     nu = paired_day_test(rng.standard_normal(n), method="ewc").df
-    truth = DayTest(0.0, 0.0, 0.0, 1.0, 0.0, n, 1, 1.0, "inconclusive", se=1 / math.sqrt(n), df=nu)
-    effect = detectable_effect(truth, alpha, 0.8)  # the true se, the test's own df
+    effect = detectable_effect(1 / math.sqrt(n), nu, alpha, 0.8)  # the true se, the test's own df
     assert effect > 2.5 / math.sqrt(n)
     hits = [paired_day_test(effect + rng.standard_normal(n), method="ewc").p_value < alpha for _ in range(2000)]
     assert 0.77 <= np.mean(hits) <= 0.83, np.mean(hits)

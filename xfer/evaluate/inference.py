@@ -389,8 +389,10 @@ def paired_day_test(d: np.ndarray, *, horizon: int = 1, level: float = 0.95, n_b
         and math.isfinite(block_length) and block_length >= 1.0
     ):
         raise _bad("block_length", func, "None or a finite float >= 1", block_length)
-    if smoothing is not None and not (isinstance(smoothing, float | int) and not isinstance(smoothing, bool)
-                                      and 0.0 < smoothing <= 1.0 if method == "fixed_b" else smoothing > 0.0):
+    if smoothing is not None and not (
+        isinstance(smoothing, float | int) and not isinstance(smoothing, bool)
+        and smoothing > 0.0 and (method != "fixed_b" or smoothing <= 1.0)
+    ):
         raise _bad("smoothing", func, "None or a float > 0 (fixed_b: <= 1)", smoothing)
     arr = _as_seed_day(d, "d", func)
     arr = arr[np.isfinite(arr).any(axis=1)][:, np.isfinite(arr).any(axis=0)]
@@ -457,15 +459,15 @@ def _bootstrap_test(arr: np.ndarray, x: np.ndarray, estimate: float, *, level: f
     return DayTest(estimate, lo, hi, float(p), c, n_days, n_seeds, block_length, verdict, se, math.inf)
 
 
-def detectable_effect(t: DayTest, alpha: float, power: float = 0.8) -> float:
-    """The effect this design finds with probability ``power`` at two-sided level ``alpha``
-    (e.g. the table's Bonferroni bound ``0.05 / m`` of Holm): ``se * (q_{1 - alpha/2} + q_power)``
-    in the test's own reference distribution (the bootstrap's: normal)."""
-    if not (math.isfinite(t.se) and t.se > 0 and 0 < alpha < 1 and 0 < power < 1):
+def detectable_effect(se: float, df: float, alpha: float, power: float = 0.8) -> float:
+    """The effect a test with standard error ``se`` and a Student-t reference with ``df`` degrees
+    of freedom (inf: normal) finds with probability ``power`` at two-sided level ``alpha`` (e.g. a
+    table's Holm bound ``0.05 / m``): ``se`` times the exact noncentrality of that power."""
+    if not (math.isfinite(se) and se > 0 and 0 < alpha < 1 and 0 < power < 1) or math.isnan(df):
         return math.nan
-    if not math.isfinite(t.df) or t.df >= 1e6:
-        return t.se * float(stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power))
-    return t.se * _noncentral_shift(float(t.df), alpha, power)
+    if not math.isfinite(df) or df >= 1e6:
+        return se * float(stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power))
+    return se * _noncentral_shift(float(df), alpha, power)
 
 
 def _noncentral_shift(df: float, alpha: float, power: float) -> float:

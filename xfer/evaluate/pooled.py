@@ -124,15 +124,6 @@ def _noise_df(b: float) -> float:
     return har.fixed_b_df(round(b, 4), corrected=False)
 
 
-def _satterthwaite_df(*, tau_part: float, c: float, k: int, b: float) -> float:
-    """Welch-Satterthwaite degrees of freedom of ``tau2 / K + c``: the between-target part is
-    estimated from ``K`` numbers (``K - 1`` df), the day-noise part from one long-run variance
-    (:func:`_noise_df`); whichever dominates sets the tails."""
-    total = tau_part + c
-    den = tau_part**2 / (k - 1) + c**2 / _noise_df(b)
-    return float(min(max(total**2 / den, 1.0), 1e7)) if den > 0 else float(k - 1)
-
-
 def pooled_effect(d: pd.DataFrame, *, horizon: int = 1, level: float = 0.95,
                   window: int | None = None, seed_var: pd.Series | None = None) -> PooledEffect:
     """Pool the day-level effects of several targets into one random-effects estimate.
@@ -193,7 +184,9 @@ def pooled_effect(d: pd.DataFrame, *, horizon: int = 1, level: float = 0.95,
     tau2 = max(0.0, spread - noise_part)
     var_mu = tau2 / k + c
     se = math.sqrt(var_mu)
-    df = _satterthwaite_df(tau_part=tau2 / k, c=c, k=k, b=b)
+    # Welch-Satterthwaite: the between-target part has K - 1 df, the day-noise part those of its
+    # fixed-b long-run variance; whichever dominates sets the tails
+    df = har.satterthwaite_df([(tau2 / k, float(k - 1)), (c, _noise_df(b))])
     t_ci = float(stats.t.ppf(0.5 + level / 2, df))
     t_pi = float(stats.t.ppf(0.5 + level / 2, k - 2)) if k > 2 else math.inf
     p = float(2 * stats.t.sf(abs(estimate) / se, df)) if se > 0 else float(estimate == 0)

@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from xfer.errors import XferInputError
 from xfer.evaluate.contract import (
@@ -111,35 +110,10 @@ def paired(a: Days, b: Days) -> np.ndarray:
     return xa - np.nanmean(xb, axis=0, keepdims=True)
 
 
-N_BOOT = 2000
-"""Bootstrap draws of a paired day-level test."""
-FLOOR_DRAWS = 10
-"""A test with at most this many draws as extreme as its statistic sits near the resampling floor."""
-
-
-def test_pair(a: Days, b: Days, n_boot: int = N_BOOT) -> DayTest:
-    """The paired day-level test of ``a`` against ``b`` (higher scores = better)."""
-    return paired_day_test(paired(a, b), horizon=max(a.horizon, b.horizon), level=1 - ALPHA, n_boot=n_boot)
-
-
-def floor_draws(n_comparisons: int) -> int | None:
-    """Draws that let Holm over ``n_comparisons`` call a strong effect, or None when the default does.
-
-    A bootstrap p-value is at least ``1 / (1 + B)``, so the smallest Holm-adjusted p-value of a
-    table is ``m / (1 + B)``: with B = 2000, a table of 101 comparisons or more could never call
-    anything, and one of 42 only at p = 0.021 whatever the effect. Where that floor exceeds a
-    quarter of the level, the tests near it (:data:`FLOOR_DRAWS`) are redrawn with
-    ``20 m / alpha`` draws, so the smallest attainable adjusted p-value is ``alpha / 20``; the
-    other tests' p-values are far from the floor and keep their draws.
-    """
-    if n_comparisons / (1 + N_BOOT) <= ALPHA / 4:
-        return None
-    return math.ceil(20 * n_comparisons / ALPHA)
-
-
-def near_floor(t: DayTest) -> bool:
-    """A resampled p-value near its floor; an analytic one (finite ``df``) has no floor."""
-    return math.isinf(t.df) and math.isfinite(t.p_value) and t.p_value * (1 + N_BOOT) <= 1 + FLOOR_DRAWS
+def test_pair(a: Days, b: Days) -> DayTest:
+    """The paired day-level test of ``a`` against ``b`` (higher scores = better; the default method
+    of :func:`~xfer.evaluate.inference.paired_day_test`, whose p-values have no resampling floor)."""
+    return paired_day_test(paired(a, b), horizon=max(a.horizon, b.horizon), level=1 - ALPHA)
 
 
 def _detectable(out: pd.DataFrame, tested: pd.Series | None = None) -> pd.Series:
@@ -147,8 +121,7 @@ def _detectable(out: pd.DataFrame, tested: pd.Series | None = None) -> pd.Series
     (strictest) step, ``ALPHA / m``, so the figure holds for any row of the table."""
     mask = pd.Series(True, index=out.index) if tested is None else tested
     m = max(int(out.loc[mask, "p_value"].notna().sum()), 1)
-    res = [detectable_effect(DayTest(math.nan, math.nan, math.nan, math.nan, math.nan, 0, 0, math.nan, "",
-                                     se, df), ALPHA / m, POWER) if ok else math.nan
+    res = [detectable_effect(se, df, ALPHA / m, POWER) if ok else math.nan
            for se, df, ok in zip(out["_se"], out["_df"], mask, strict=True)]
     return pd.Series(res, index=out.index, dtype=float)
 
@@ -183,7 +156,6 @@ def verdicts(results: pd.DataFrame, days: pd.DataFrame) -> pd.DataFrame:
     scratch = {(k[0], k[5]): v for k, v in sorted(cells.items(), key=lambda kv: kv[0][3] != "direct")
                if k[4] == "scratch"}
     rows: list[dict[str, Any]] = []
-    redo: list[tuple[int, Days, Days, DayTest]] = []
     for key, cell in cells.items():
         k = dict(zip(CELL_KEYS, key, strict=True))
         sc = scratch.get((k["pair"], k["fraction"]))
@@ -197,15 +169,9 @@ def verdicts(results: pd.DataFrame, days: pd.DataFrame) -> pd.DataFrame:
             row.update(delta=math.nan, delta_ci_low=math.nan, delta_ci_high=math.nan, p_value=math.nan,
                        verdict="inconclusive", block_length=math.nan, _se=math.nan, _df=math.nan)
         else:
-            t = test_pair(cell, sc)
-            row.update(_test_columns(t))
-            redo.append((len(rows), cell, sc, t))
+            row.update(_test_columns(test_pair(cell, sc)))
         row.update(_against_baselines(cell, baselines.get((k["pair"], k["fraction"]), {})))
         rows.append(row)
-    draws = floor_draws(len(redo))
-    for i, cell, sc, t in redo:
-        if draws is not None and near_floor(t):
-            rows[i].update(_test_columns(test_pair(cell, sc, draws)))
     out = pd.DataFrame(rows)
     tested = out["strategy"] != "scratch"
     out["p_adjusted"] = math.nan
@@ -373,8 +339,8 @@ def pooled(days: pd.DataFrame, groups: dict[str, str] | None = None, metric: str
     out["p_adjusted"] = out.groupby("versus")["p_value"].transform(lambda p: adjust_pvalues(p.to_numpy(), ADJUSTMENT))
     out["verdict"] = [verdict_from(e, p, ALPHA) for e, p in zip(out["estimate"], out["p_adjusted"], strict=True)]
     m = out.groupby("versus")["p_value"].transform("size")
-    out["detectable_effect"] = out["_se"] * (stats.t.ppf(1 - ALPHA / (2 * m), out["df"])
-                                             + stats.t.ppf(POWER, out["df"]))
+    out["detectable_effect"] = [detectable_effect(se, df, ALPHA / k, POWER)
+                                for se, df, k in zip(out["_se"], out["df"], m, strict=True)]
     return out[list(POOLED_COLUMNS)]
 
 
@@ -385,7 +351,6 @@ def comparisons(days: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
     """Chain vs direct and DANN vs none, paired day by day and seed by seed (Holm over the table)."""
     models = days[~days["strategy"].isin([*ALL_BASELINES, "scratch"])]
     rows: list[dict[str, Any]] = []
-    redo: list[tuple[int, Days, Days, DayTest]] = []
     for (pair, strategy, fraction), g in models.groupby(["pair", "strategy", "fraction"], sort=True):
         cells = _groups(g, ["chain", "dann_weight"])
         direct = cells.get(("direct", 0.0))
@@ -393,7 +358,6 @@ def comparisons(days: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
         def add(kind: str, variant: str, a: Days, b: Days, pair: Any = pair, strategy: Any = strategy,
                 fraction: Any = fraction) -> None:
             t = test_pair(a, b)
-            redo.append((len(rows), a, b, t))
             rows.append({"pair": pair, "kind": kind, "variant": variant, "baseline": "direct" if kind ==
                          "chain_vs_direct" else "none", "strategy": strategy, "fraction": fraction,
                          "metric": metric or "score", **_test_columns(t)})
@@ -403,10 +367,6 @@ def comparisons(days: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
                 add("chain_vs_direct", str(chain), cell, direct)
             if w > 0 and (chain, 0.0) in cells:
                 add("dann_vs_none", f"{w:g}" if chain == "direct" else f"{w:g} ({chain})", cell, cells[(chain, 0.0)])
-    draws = floor_draws(len(redo))
-    for i, a, b, t in redo:
-        if draws is not None and near_floor(t):
-            rows[i].update(_test_columns(test_pair(a, b, draws)))
     out = pd.DataFrame(rows, columns=[*(c for c in COMPARISON_COLUMNS if c not in ("p_adjusted", "verdict",
                                                                               "detectable_effect")), "_se", "_df"])
     out["p_adjusted"] = adjust_pvalues(out["p_value"].to_numpy(), ADJUSTMENT) if len(out) else []

@@ -28,7 +28,7 @@ import pandas as pd
 from xfer.evaluate import tables as T
 from xfer.evaluate.pooled import pooled_effect
 
-from .summaries import rate, tested_cells
+from .summaries import Rate, rate, tested_cells
 
 
 def target_rows(days: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
@@ -83,7 +83,5 @@ def pooled_summary(null_rows: pd.DataFrame | None, cov_rows: pd.DataFrame | None
                 "mean_half_width": float(((g["ci_high"] - g["ci_low"]) / 2).mean()),
                 "positive": rate(g["ci_low"] > 0), "mean_tau": float(np.sqrt(g["tau2"]).mean())}
         out["cells"] = cells
-        flags = np.concatenate([np.repeat([True], v["covered"].k) for v in cells.values()]
-                               + [np.repeat([False], v["covered"].n - v["covered"].k) for v in cells.values()])
-        out["coverage"] = rate(flags)
+        out["coverage"] = Rate(sum(v["covered"].k for v in cells.values()), sum(v["covered"].n for v in cells.values()))
     return out
