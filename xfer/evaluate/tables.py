@@ -6,9 +6,10 @@ final fit) and ``days`` (``predictions.parquet``: one row per test day of every 
 baseline). No Ray, no W&B.
 
 Every comparison is paired **day by day** on the same test days, seed by seed where both sides
-have seeds, and resampled with the two-level stationary block bootstrap of
-:func:`xfer.evaluate.inference.paired_day_test`: the walk-forward test blocks are pooled in time
-order, so the interval is about which days happened, not only which seeds ran. Verdicts use the
+have seeds, and tested with :func:`xfer.evaluate.inference.paired_day_test` (a long-run
+variance of the day differences plus the seeds' variance, Student t): the walk-forward test
+blocks are pooled in time order, so the interval is about which days happened, not only which
+seeds ran. Verdicts use the
 Holm-adjusted p-value over the table's comparisons.
 """
 
