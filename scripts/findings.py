@@ -7,6 +7,7 @@
     python scripts/findings.py regimes STUDY_DIR [--fractions 0.1,1.0]   # verdicts within volatility regimes
     python scripts/findings.py pooled STUDY_DIR [--versus scratch]  # effects pooled across targets, per asset class
     python scripts/findings.py comparisons STUDY_DIR # chain vs direct, DANN vs none (with the domain probe)
+    python scripts/findings.py skill STUDY_DIR       # return skill split into bias x drift and timing
 
 Each prints markdown, ready for RESULTS.md, computed from the study's own files
 (``sizing.parquet``, ``verdicts.parquet``, ``results.parquet``, ``predictions.parquet``,
@@ -34,6 +35,11 @@ Each prints markdown, ready for RESULTS.md, computed from the study's own files
   fraction, ``scratch_full`` at full data, or a baseline such as ``har_rv``) with its 95%
   random-effects interval, Holm within each reference, the between-target spread tau and the
   95% prediction interval for a new target.
+- **skill** (return targets): each cell's mean test ``skill`` split into ``bias`` (mean forecast x
+  the test block's drift, :func:`xfer.evaluate.scores.skill_split`) and ``timing`` (the forecast's
+  covariance with the return), per fit and averaged over seeds and folds (folds weighted by their
+  test days), for scratch, the transfer strategy and their difference. Point estimates: the
+  verdict's interval is on the total.
 - **regimes**: the verdict table (paired day-level tests against scratch and against the best
   baseline, Holm within each regime's table) on the test days of each volatility regime: a day
   is high-vol when the target's trailing 20-day realised vol exceeds its median over the days
@@ -275,6 +281,33 @@ def comparisons_table(study: Path) -> str:
     return "\n".join(x for x in out if x is not None)
 
 
+def skill_table(study: Path) -> str:
+    """Return targets: skill = bias x drift + timing, per cell, transfer against scratch."""
+    r = pd.read_parquet(study / "results.parquet")
+    if "test_skill_timing" not in r.columns:
+        raise ValueError(f"{study / 'results.parquet'}: no 'test_skill_timing' column (a return study "
+                         "written by this version of xfer is needed)")
+    r = r[(r["chain"] == "direct") & (r["dann_weight"] == 0)]
+    cols = ["test_skill", "test_skill_bias", "test_skill_timing"]
+    w = r[cols].multiply(r["n_test"], axis=0).assign(n=r["n_test"], pair=r["pair"], strategy=r["strategy"],
+                                                       fraction=r["fraction"])
+    g = w.groupby(["pair", "strategy", "fraction"])[[*cols, "n"]].sum()
+    m = g[cols].divide(g["n"], axis=0).reset_index()
+    sc = m[m["strategy"] == "scratch"].set_index(["pair", "fraction"])
+    t = m[m["strategy"] != "scratch"]
+    t = t.assign(o=t["strategy"].map(ORDER)).sort_values(["pair", "fraction", "o"])
+    lines = ["| pair | strategy | fraction | skill (bias + timing) | scratch (bias + timing) | "
+             "delta bias | delta timing |", "|---|---|---|---|---|---|---|"]
+    for x in t.to_dict("records"):
+        s = sc.loc[(x["pair"], x["fraction"])]
+        lines.append(f"| {x['pair']} | {x['strategy']} | {x['fraction']:g} | {x['test_skill']:+.3f} "
+                     f"({x['test_skill_bias']:+.3f} {x['test_skill_timing']:+.3f}) | {s['test_skill']:+.3f} "
+                     f"({s['test_skill_bias']:+.3f} {s['test_skill_timing']:+.3f}) | "
+                     f"{x['test_skill_bias'] - s['test_skill_bias']:+.3f} | "
+                     f"{x['test_skill_timing'] - s['test_skill_timing']:+.3f} |")
+    return "\n".join(lines)
+
+
 def _bold(verdict: str) -> str:
     return f"**{verdict}**" if verdict in ("positive", "negative") else verdict
 
@@ -320,7 +353,8 @@ def regimes_table(study: Path, fractions: list[float] | None, store: Store) -> s
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("table", choices=["verdicts", "sizing", "lr", "families", "regimes", "pooled", "comparisons"])
+    ap.add_argument("table", choices=["verdicts", "sizing", "lr", "families", "regimes", "pooled", "comparisons",
+                                          "skill"])
     ap.add_argument("study_dir", type=Path)
     ap.add_argument("--fractions", default="", help="regimes: only these fractions (comma-separated)")
     ap.add_argument("--store", type=Path, default=None, help="market store (default: XFER_HOME)")
@@ -328,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     need = {"verdicts": "verdicts.parquet", "sizing": "sizing.parquet", "lr": "optuna.journal", "families": "results.parquet",
             "regimes": "predictions.parquet", "pooled": "pooled.parquet",
-            "comparisons": "comparisons.parquet"}[args.table]
+            "comparisons": "comparisons.parquet", "skill": "results.parquet"}[args.table]
     if not (args.study_dir / need).is_file() or not (args.study_dir / "spec.json").is_file():
         print(f"error: {args.study_dir}: not a finished study directory (needs spec.json and {need})", file=sys.stderr)
         return 2
@@ -344,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
         print(pooled_table(args.study_dir, args.versus))
     elif args.table == "comparisons":
         print(comparisons_table(args.study_dir))
+    elif args.table == "skill":
+        print(skill_table(args.study_dir))
     else:
         fr = [float(x) for x in args.fractions.split(",") if x.strip()]
         print(regimes_table(args.study_dir, fr or None, Store(args.store) if args.store else Store()))

@@ -168,3 +168,22 @@ def test_comparisons_table_pairs_dann_with_its_probe(tmp_path: Path, capsys: pyt
     out = capsys.readouterr().out
     assert "| a->b | a->m->b | head_only | 0.2 | +0.0010 |" in out and "**positive**" in out
     assert "| a->b | full | 0.2 | -0.0030 |" in out and "| 0.700 -> 0.500 |" in out
+
+
+def test_skill_table_weights_folds_by_test_days_and_differences_scratch(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two folds of 100 and 300 test days: the cell's bias is their day-weighted mean; the delta
+    columns are transfer minus scratch of the same pair and fraction."""
+    base = {"pair": "a->b", "chain": "direct", "dann_weight": 0.0, "fraction": 0.1, "seed": 0}
+    rows = [{**base, "strategy": "scratch", "fold": 0, "n_test": 100, "test_skill_bias": 0.4, "test_skill_timing": 0.0},
+            {**base, "strategy": "scratch", "fold": 1, "n_test": 300, "test_skill_bias": 0.0, "test_skill_timing": 0.0},
+            {**base, "strategy": "full", "fold": 0, "n_test": 100, "test_skill_bias": 0.0, "test_skill_timing": 0.2},
+            {**base, "strategy": "full", "fold": 1, "n_test": 300, "test_skill_bias": 0.0, "test_skill_timing": 0.6}]
+    frame = pd.DataFrame(rows)
+    frame["test_skill"] = frame["test_skill_bias"] + frame["test_skill_timing"]
+    frame.to_parquet(tmp_path / "results.parquet")
+    (tmp_path / "spec.json").write_text("{}")
+    assert findings.main(["skill", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    # full: timing (0.2 * 100 + 0.6 * 300) / 400 = 0.5; scratch: bias 0.4 * 100 / 400 = 0.1
+    assert out[2] == "| a->b | full | 0.1 | +0.500 (+0.000 +0.500) | +0.100 (+0.100 +0.000) | -0.100 | +0.500 |"

@@ -213,3 +213,37 @@ def test_block_pearson_ic_is_biased_but_uncentred_day_score_is_not() -> None:
         f"uncentred day score should be unbiased: mean {day_mean:+.5f}, se {day_se:.5f}, "
         f"z {day_mean / day_se:+.2f} (IC mean was {ic_mean:+.4f})"
     )
+
+
+def test_skill_split_constant_long_forecast_earns_only_bias() -> None:
+    """A constant long forecast in a drifting market: all its skill is bias x drift, none timing;
+    its bias is exactly mean(f) * mean(y) / scale with f = 1 (unit RMS)."""
+    from xfer.evaluate.scores import day_scores, skill_split
+
+    rng = np.random.default_rng(3)
+    y = 0.001 + 0.01 * rng.standard_normal(5000)
+    pred, ref = np.full(y.size, 0.3), np.full(50, 0.3)
+    split = skill_split(y, pred, 0.01, ref)
+    assert split["skill_bias"] == pytest.approx(y.mean() / 0.01, rel=1e-12)
+    assert split["skill_timing"] == pytest.approx(0.0, abs=1e-12)
+    total = day_scores("return", y, pred, 0.01, ref).mean()
+    assert split["skill_bias"] + split["skill_timing"] == pytest.approx(total, rel=1e-12)
+
+
+def test_skill_split_pure_timing_forecast_has_no_bias_on_driftless_block() -> None:
+    """A long-biased forecast that knows the demeaned return, on a block with zero drift: bias 0,
+    all timing; on a drifting block its bias is mean(f) * drift and its timing is unchanged."""
+    from xfer.evaluate.scores import skill_split
+
+    rng = np.random.default_rng(4)
+    e = rng.standard_normal(4000)
+    e -= e.mean()
+    ref = rng.standard_normal(200)
+    pred = e + 0.2
+    split0 = skill_split(e, pred, 1.0, ref)
+    assert split0["skill_bias"] == pytest.approx(0.0, abs=1e-12)
+    rms = math.sqrt(np.mean(ref**2))
+    assert split0["skill_timing"] == pytest.approx(np.mean(e * e) / rms, rel=1e-10)
+    split1 = skill_split(e + 0.5, pred, 1.0, ref)  # same forecast, the block drifts up by 0.5
+    assert split1["skill_bias"] == pytest.approx(0.2 / rms * 0.5, rel=1e-10)
+    assert split1["skill_timing"] == pytest.approx(split0["skill_timing"], rel=1e-10)

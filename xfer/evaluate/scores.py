@@ -57,3 +57,19 @@ def day_scores(target_type: str, y: np.ndarray, pred: np.ndarray, scale: float,
         return return_day_scores(y, standardise_forecast(pred, pred_ref), scale)
     raise ValueError(f"The 'target_type' parameter must be one of {sorted(VERDICT_METRIC)}. "
                      f"Got {target_type!r} instead.")
+
+
+def skill_split(y: np.ndarray, pred: np.ndarray, scale: float, pred_ref: np.ndarray) -> dict[str, float]:
+    """The mean return ``skill`` over a block split into ``bias`` and ``timing`` (they sum to it).
+
+    ``mean(f * y) / s = mean(f) * mean(y) / s + cov(f, y) / s`` (population covariance over the
+    block): ``bias`` is what the forecast's average position earns from the block's drift (a
+    constant long forecast in a rising market scores only here), ``timing`` what its day-to-day
+    variation around that average earns (zero for any constant forecast). ``f`` and ``s`` are
+    those of :func:`day_scores`, so the split is in the verdict's units.
+    """
+    y_ = np.asarray(y, dtype=np.float64)
+    f = standardise_forecast(np.asarray(pred, dtype=np.float64), pred_ref)
+    total = float(np.mean(return_day_scores(y_, f, scale)))
+    bias = float(np.mean(f) * np.mean(y_) / scale)
+    return {"skill_bias": bias, "skill_timing": total - bias}

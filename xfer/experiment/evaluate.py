@@ -18,7 +18,7 @@ from xfer.evaluate.baselines import fit_baselines
 from xfer.evaluate.domain import embed, probe_accuracy
 from xfer.evaluate.importance import permutation_importance, regime_masks
 from xfer.evaluate.metrics import compute_metrics
-from xfer.evaluate.scores import day_scores, fold_scale
+from xfer.evaluate.scores import day_scores, fold_scale, skill_split
 from xfer.train.population import predict_many
 from xfer.train.types import Data, MemberResult, Params
 
@@ -122,6 +122,8 @@ def evaluate_fits(ctx: Context, fold: Fold, fraction: float, chosen: list[Member
             "test_start": str(dates.iloc[ff.test.start].date()), "test_end": str(dates.iloc[ff.test.stop - 1].date()),
         }
         row.update({f"test_{k}": v for k, v in compute_metrics(cfg.target_type, yt, praw, cfg.cost_bps, cfg.h).items()})
+        if cfg.target_type == "return":
+            row.update({f"test_{k}": v for k, v in skill_split(yt, praw, scale, pref).items()})
         for reg, mask in regimes.items():
             row[f"regime_{reg}_{metric}"] = float(score[mask].mean()) if mask.sum() >= 10 else float("nan")
         if cfg.domain_probe or r.member.aux_weight > 0:
