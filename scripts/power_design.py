@@ -15,7 +15,6 @@ on martingale returns). Whatever the variance estimate, a two-sided 5% test has 
 from __future__ import annotations
 
 import argparse
-import math
 import multiprocessing as mp
 import sys
 import tempfile
@@ -84,7 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--design", action="append", default=[], help="TEST_SHARExSEEDS, e.g. 0.5x8 (repeatable)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None, help="write every replication's row here (parquet)")
+    ap.add_argument("--rows", type=Path, default=None, help="summarise the rows of an earlier --out instead")
     args = ap.parse_args(argv)
+    if args.rows:
+        summarise(pd.read_parquet(args.rows))
+        return 0
     designs = [(float(a), int(b)) for a, b in (d.split("x") for d in (args.design or ["0.2x2", "0.5x2"]))]
     rows = []
     with tempfile.TemporaryDirectory() as work:
@@ -98,20 +101,26 @@ def main(argv: list[str] | None = None) -> int:
     df = pd.DataFrame(rows)
     if args.out:
         df.to_parquet(args.out)
+    summarise(df)
+    return 0
+
+
+def summarise(df: pd.DataFrame) -> None:
+    """The markdown table: per design, strategy and day score, the signal-to-noise ratio."""
     g = df.groupby(["test_share", "seeds", "strategy", "score"])
     t = g.agg(test_days=("test_days", "mean"), mean=("delta", "mean"), sd=("delta", "std"), n=("delta", "size"))
     t["ratio"] = t["mean"] / t["sd"]
     t["power_bound"] = norm.cdf(t["ratio"] - norm.ppf(0.975))
-    print(f"power cell (shared pair, return target, fraction {FRACTION}), {args.replications} replications per design")
+    print(f"power cell (shared pair, return target, fraction {FRACTION}), "
+          f"{df.groupby(['test_share', 'seeds'])['replication'].nunique().min()} replications per design")
     print("| test_share | seeds | strategy | score | test days | mean delta | sd over replications | ratio | "
           "power of a known-variance test |")
     print("|---|---|---|---|---|---|---|---|---|")
     for (sh, se, st, sc), r in t.iterrows():
         print(f"| {sh:g} | {se} | {st} | {sc} | {r['test_days']:.0f} | {r['mean']:+.3f} | {r['sd']:.3f} | "
               f"{r['ratio']:.2f} | {100 * r['power_bound']:.0f}% |")
-    need = math.ceil((norm.ppf(0.975) + norm.ppf(0.8)) ** 2 * 100) / 100
+    need = norm.ppf(0.975) + norm.ppf(0.8)
     print(f"\n80% power at 5% (two-sided, known variance) needs a ratio of {need:.2f}.")
-    return 0
 
 
 if __name__ == "__main__":
