@@ -74,12 +74,14 @@ def data_list(
         print(catalog_json(infos))
         return
     t = Table(title=f"{len(infos)} markets")
-    for col in ("id", "name", "class", "region", "liq.", "first", "last", "rows", "columns", "tags"):
+    for col in ("id", "name", "class", "region", "liq.", "first", "last", "rows", "columns", "tags", "source",
+                "licence"):
         t.add_column(col, overflow="fold")
     for i in infos:
         t.add_row(i.id, i.name, i.asset_class, i.region, i.liquidity_tier, str(i.first_date),
                   str(i.last_date), str(i.n_rows), ",".join(i.columns),
-                  ",".join(i.tags) + (" synthetic" if i.synthetic else ""))
+                  ",".join(i.tags) + (" synthetic" if i.synthetic else ""),
+                  i.source.split(" ")[0] if i.embedded else i.source, i.licence)
     out.print(t)
 
 
