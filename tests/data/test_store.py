@@ -23,7 +23,7 @@ def _frame(n: int = 300) -> pd.DataFrame:
 
 def test_embedded_catalog(store: Store) -> None:
     infos = {i.id: i for i in store.list()}
-    assert len(infos) == 56
+    assert len(infos) == 75
     assert all(i.embedded for i in infos.values())
     wti = infos["wti"]
     assert wti.asset_class == "commodity" and wti.columns == ("close",)
@@ -77,5 +77,5 @@ def test_cli_lists_catalog_offline_in_a_subprocess(store_dir: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "xfer.cli", "data", "list", "--json"],
                          capture_output=True, text=True, check=True)
     rows = json.loads(res.stdout)
-    assert len(rows) == 56
+    assert len(rows) == 75
     assert {"id", "asset_class", "first_date", "last_date", "columns"} <= set(rows[0])

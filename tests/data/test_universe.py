@@ -17,9 +17,12 @@ from xfer.data.store import Store
 
 PROV = json.loads((Path(store_mod.__file__).parent / "samples" / "PROVENANCE.json").read_text())
 NEW = {"eem", "fxi", "efa", "ewg", "ewj", "ewq", "ewu", "epp", "vgk", "vpl", "n225", "samsung",
-       "tip", "ief", "tlt", "lqd", "bnd", "csj", "gold", "spy", "dia", "xlb", "xle", "xlf", "xlk", "xlu"}
-PERMISSIVE = {"MIT", "BSD-3-Clause", "NCSA"}
-GROUPS = {"intl_equity": 9, "em_equity": 3, "bonds": 6, "metals": 1, "us_sector": 5, "us_etf": 2}
+       "tip", "ief", "tlt", "lqd", "bnd", "csj", "gold", "spy", "dia", "xlb", "xle", "xlf", "xlk", "xlu",
+       *(f"eur{c}" for c in ("usd", "jpy", "gbp", "chf", "cad", "aud", "sek", "nok", "nzd",
+                             "pln", "huf", "czk", "krw", "zar", "mxn", "brl", "inr", "try", "cny"))}
+PERMISSIVE = {"MIT", "BSD-3-Clause", "NCSA", "Apache-2.0"}
+GROUPS = {"intl_equity": 9, "em_equity": 3, "bonds": 6, "metals": 1, "us_sector": 5, "us_etf": 2,
+          "fx": 19, "fx_g10": 9, "fx_em": 10}
 
 
 @pytest.fixture
@@ -35,11 +38,13 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_the_universe_has_twenty_new_series_in_four_classes_beyond_us_equities(store: Store) -> None:
     infos = {i.id: i for i in store.list()}
-    assert NEW <= set(infos) and len(NEW) >= 20
+    assert NEW <= set(infos) and len(NEW) == 45
     equity = {"equity", "index", "etf"}
     beyond_us_equity = {("intl/em equity" if i.asset_class in equity else i.asset_class) for i in infos.values()
                         if not (i.region == "US" and i.asset_class in equity)}
-    assert beyond_us_equity >= {"intl/em equity", "rates", "commodity", "volatility"}
+    assert beyond_us_equity >= {"intl/em equity", "fx", "rates", "commodity"}
+    for cls in ("fx", "rates", "commodity"):
+        assert sum(i.asset_class == cls and i.n_rows >= 1000 for i in infos.values()) >= 2, cls
     for tag, n in GROUPS.items():
         assert len(store.resolve([f"@{tag}"])) == n, tag
 
