@@ -87,6 +87,18 @@ def test_coverage_holds_across_designs(kw: dict[str, float | bool]) -> None:
     assert 0.92 <= ci <= 0.985, ci
 
 
+@pytest.mark.parametrize("kw", [{"tau": 0.0, "rho": 0.6}, {"tau": 0.0, "rho": 0.9, "k": 19}, {"tau": 0.05, "rho": 0.0}],
+                         ids=["noise-only", "common-noise-19", "heterogeneity-only"])
+def test_prediction_interval_is_never_narrower_than_the_interval_of_the_mean(kw: dict[str, float]) -> None:
+    """A new target's effect is mu plus its own deviation: its interval contains the mean's.
+    With tau2 estimated at 0 and day noise of few df, a K - 2 reference alone broke this (the
+    wider universe's pooled table showed [-0.118, +0.575] around a [-0.025, +0.482] prediction)."""
+    rng = np.random.default_rng(21)
+    for _ in range(60):
+        r = pooled_effect(_study(rng, **kw)[0], horizon=H)  # type: ignore[arg-type]
+        assert r.pi_low <= r.ci_low + 1e-12 and r.ci_high <= r.pi_high + 1e-12, r
+
+
 def test_a_true_null_is_called_at_its_nominal_rate() -> None:
     _, _, called = _coverage(400, mu=0.0, tau=0.0, seed=3)
     assert called <= 0.08, called  # 5% nominal; 400 draws: 0.08 is ~2.8 s.e. above

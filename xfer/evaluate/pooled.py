@@ -27,7 +27,9 @@ it). Here the day noise is taken from the days themselves:
 * the equal-weighted mean ``ybar`` estimates ``mu`` with variance ``tau2 / K + c``, and the
   interval uses Student's t with ``K - 1`` degrees of freedom (the between-target spread is
   estimated from ``K`` numbers); the prediction interval for a new target adds ``tau2`` and
-  uses ``K - 2`` degrees of freedom (Higgins, Thompson & Spiegelhalter 2009).
+  uses ``K - 2`` degrees of freedom for that part (Higgins, Thompson & Spiegelhalter 2009),
+  combined with the day noise's by Welch-Satterthwaite as for the interval; it is never
+  narrower than the interval of ``mu``.
 
 Equal weights (rather than inverse-variance ones) keep the estimand "the average target", not
 "the targets measured most precisely": targets with similar test lengths differ little in
@@ -188,9 +190,13 @@ def pooled_effect(d: pd.DataFrame, *, horizon: int = 1, level: float = 0.95,
     # fixed-b long-run variance; whichever dominates sets the tails
     df = har.satterthwaite_df([(tau2 / k, float(k - 1)), (c, _noise_df(b))])
     t_ci = float(stats.t.ppf(0.5 + level / 2, df))
-    t_pi = float(stats.t.ppf(0.5 + level / 2, k - 2)) if k > 2 else math.inf
+    # the new target's own deviation (tau2, K - 2 df) joins the between-target part; the day
+    # noise keeps its df, so with tau2 = 0 the prediction interval is the mean's interval
+    # (a K - 2 reference alone made it narrower whenever the noise df were fewer)
+    df_pi = har.satterthwaite_df([(tau2 * (1 + 1 / k), float(k - 2)), (c, _noise_df(b))])
+    t_pi = float(stats.t.ppf(0.5 + level / 2, df_pi))
     p = float(2 * stats.t.sf(abs(estimate) / se, df)) if se > 0 else float(estimate == 0)
-    half_pi = t_pi * math.sqrt(tau2 + var_mu)
+    half_pi = max(t_pi * math.sqrt(tau2 + var_mu), t_ci * se)
     verdict = "inconclusive" if p >= 1 - level else ("positive" if estimate > 0 else "negative")
     return PooledEffect(estimate=estimate, ci_low=estimate - t_ci * se, ci_high=estimate + t_ci * se, se=se,
                         p_value=p, tau2=tau2, pi_low=estimate - half_pi, pi_high=estimate + half_pi,
