@@ -38,7 +38,7 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_the_universe_has_twenty_new_series_in_four_classes_beyond_us_equities(store: Store) -> None:
     infos = {i.id: i for i in store.list()}
-    assert NEW <= set(infos) and len(NEW) == 45
+    assert set(infos) >= NEW and len(NEW) == 45
     equity = {"equity", "index", "etf"}
     beyond_us_equity = {("intl/em equity" if i.asset_class in equity else i.asset_class) for i in infos.values()
                         if not (i.region == "US" and i.asset_class in equity)}
@@ -65,7 +65,7 @@ def test_new_series_provenance_rows_frequency_and_offline_load(mid: str, store: 
     assert frame["close"].gt(0).all() and frame["date"].is_monotonic_increasing
     for target in ("volatility", "return"):
         fm = build_features(frame, target)
-        assert len(fm.data) > 800 and np.isfinite(fm.data[fm.feature_names + ["target"]].to_numpy()).all()
+        assert len(fm.data) > 800 and np.isfinite(fm.data[[*fm.feature_names, "target"]].to_numpy()).all()
         if "volume" not in info.columns:
             assert any(k.startswith("market_structure") for k in fm.masked)
 
