@@ -33,6 +33,10 @@ from xfer.evaluate.contract import (
 )
 from xfer.evaluate.tables import StaleTableError
 from xfer.report import render_report, write_report
+from xfer.report.fmt import below_baseline, fmt_fraction
+from xfer.report.sections.curves import curve_figure
+from xfer.report.sections.header import target_type
+from xfer.report.sections.sizing import against_rule
 
 PAIRS = {"us_stocks->wti": ("us_stocks", "wti"), "spx,ndx->gold": ("spx,ndx", "gold")}
 CHAINS = ("direct", "a>b")
@@ -438,7 +442,7 @@ def test_importing_the_report_does_not_import_matplotlib() -> None:
 ])
 def test_required_fraction_reading(required: float, low: float, high: float, rule: str | None,
                                    reading: str) -> None:
-    assert report_html._against_rule(required, low, high, rule) == reading
+    assert against_rule(required, low, high, rule) == reading
 
 
 @pytest.mark.parametrize(("fractions", "scale"), [((0.1, 0.5, 1.0), "linear"),
@@ -447,7 +451,7 @@ def test_sizing_axis_is_log_when_fractions_span_over_10x(fractions: tuple[float,
                                                          scale: str) -> None:
     curve = pd.DataFrame({"strategy": "full", "fraction": fractions, "mean": 0.1,
                           "ci_low": 0.0, "ci_high": 0.2})
-    fig = report_html._curve_figure(curve, curve.assign(strategy="scratch"), "p | direct", METRIC)
+    fig = curve_figure(curve, curve.assign(strategy="scratch"), "p | direct", METRIC)
     assert fig.axes[0].get_xscale() == scale
 
 
@@ -457,7 +461,7 @@ def test_sizing_axis_is_log_when_fractions_span_over_10x(fractions: tuple[float,
 def _row_of(rows: list[str], pair: str, chain: str, strategy: str, fraction: float) -> str:
     esc = {k: v.replace(">", "&gt;") for k, v in (("pair", pair), ("chain", chain))}
     found = [r for r in rows if f"<td>{esc['pair']}</td><td>{esc['chain']}</td><td>{strategy}</td>"
-             f"<td>{report_html.fmt_fraction(fraction)}</td>" in r]
+             f"<td>{fmt_fraction(fraction)}</td>" in r]
     assert len(found) == 1, found
     return found[0]
 
@@ -521,7 +525,7 @@ def test_below_baseline_mark_on_that_row_only(page: str) -> None:
 def test_below_baseline_rule(verdict: str, best: str | None, beats: bool | None,
                              marked: bool) -> None:
     rec = {"verdict": verdict, "best_baseline": best, "beats_baseline": beats}
-    assert report_html._below_baseline(rec) is marked
+    assert below_baseline(rec) is marked
 
 
 def test_comparisons_show_adjusted_p_detectable_effect_and_days(page: str) -> None:
@@ -544,7 +548,7 @@ def test_curves_draw_baselines_as_reference_lines_not_strategies(page: str) -> N
     g = curve[(curve["pair"] == "us_stocks->wti") & (curve["chain"] == "a>b")]
     base = curve[(curve["pair"] == "us_stocks->wti") & curve["strategy"].isin(VOL_BASELINES)]
     ref = curve[(curve["pair"] == "us_stocks->wti") & (curve["strategy"] == "scratch")]
-    fig = report_html._curve_figure(g, ref, "us_stocks->wti | a>b", METRIC, base)
+    fig = curve_figure(g, ref, "us_stocks->wti | a>b", METRIC, base)
     lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
     for name in VOL_BASELINES:
         line = lines[f"{name} (baseline)"]
@@ -571,7 +575,7 @@ def test_hyperparameters_show_best_step_and_best_epoch_only_if_present(
 def test_target_type_from_the_metric(metric: str, target: str) -> None:
     results = pd.DataFrame({"metric": [metric]})
     study = report_html.Study(Path("."), "s", {}, results)
-    assert report_html._target_type(study) == target
+    assert target_type(study) == target
 
 
 def _make_old_study(root: Path) -> Path:
