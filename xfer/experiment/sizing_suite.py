@@ -42,7 +42,7 @@ class CurveOracle:
     acc: dict[tuple[str, float, int], float] = field(default_factory=dict)
 
     def add(self, ctx: Context, fold: Any, fraction: float, chosen: list[Any]) -> None:
-        from .calibration import fresh_day_scores
+        from .oracle import fresh_day_scores
 
         scores = fresh_day_scores(ctx, fold, fraction, chosen, self.fresh)
         weight = len(fold.test) / sum(len(f.test) for f in ctx.folds)
