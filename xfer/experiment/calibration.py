@@ -54,13 +54,11 @@ from xfer.models.backbones import BackboneSpec
 from xfer.train.types import MemberResult, TrainConfig
 
 from .config import TransferConfig
-from .evaluate import baseline_days, evaluate_fits
-from .fit import fit_candidates, select
 from .methods import candidate_columns, candidate_summary, design_summary
 from .oracle import fresh_day_scores, fresh_sample
 from .pooled_suite import pooled_summary
 from .prepare import Context, prepare
-from .run import _keys, candidates, day_frame
+from .run import _keys, day_frame, fit_and_evaluate
 from .sizing_suite import sizing_summary
 from .summaries import (  # re-exported: the calibration's public names
     Rate,
@@ -241,7 +239,8 @@ def seed_diagnostics(days: pd.DataFrame, horizon: int) -> pd.DataFrame:
 
 def replicate(cfg: TransferConfig, store: Store, cache_dir: Path, fresh: FeatureMatrix | None = None,
               with_baselines: bool = True, effect_days: bool = False) -> pd.DataFrame:
-    """One experiment as :func:`run_transfer` runs it, keeping the fitted weights for the oracle.
+    """One experiment through :func:`run_transfer`'s own loop (:func:`fit_and_evaluate`), the
+    oracle scoring each fold's chosen fits.
 
     Returns the verdict table (one row per cell, scratch included) with the
     :func:`seed_diagnostics`; with ``fresh``, the non-scratch rows also carry ``oracle`` (the
@@ -249,18 +248,9 @@ def replicate(cfg: TransferConfig, store: Store, cache_dir: Path, fresh: Feature
     ``covered`` (by the table's interval) and ``day_covered`` (by the day-level-only one).
     """
     ctx = prepare(cfg, store, cache_dir)
-    rows: list[dict[str, Any]] = []
-    days: list[dict[str, Any]] = []
     oracle = Oracle(fresh) if fresh is not None else None
-    for frac in cfg.fractions:
-        by_fold = fit_candidates(ctx, frac, candidates(cfg))
-        for fold in ctx.folds:
-            chosen = select(by_fold[fold.index])
-            fit_rows, fit_days = evaluate_fits(ctx, fold, frac, chosen)
-            rows.extend(fit_rows)
-            days.extend(fit_days + (baseline_days(ctx, fold, frac) if with_baselines else []))
-            if oracle is not None:
-                oracle.add(ctx, fold, frac, chosen)
+    rows, days = fit_and_evaluate(ctx, cfg, baselines=with_baselines,
+                                  on_chosen=oracle.add if oracle is not None else None)
     fits = pd.DataFrame(rows).assign(metric=ctx.metric)
     frame = day_frame(days, _keys(cfg))
     table = (T.verdicts(fits, frame).merge(seed_diagnostics(frame, cfg.h), on=["strategy", "fraction"], how="left")
