@@ -29,10 +29,9 @@ from scipy.stats import norm
 from xfer.data import synthetic as syn
 from xfer.data.store import Store
 from xfer.experiment import calibration as C
-from xfer.experiment.evaluate import evaluate_fits, fold_scale_of
-from xfer.experiment.fit import fit_candidates, select
+from xfer.experiment.evaluate import fold_scale_of
 from xfer.experiment.prepare import prepare
-from xfer.experiment.run import candidates
+from xfer.experiment.run import fit_and_evaluate
 
 FRACTION = 0.05
 
@@ -57,15 +56,13 @@ def one(args: tuple[int, float, int, str]) -> list[dict[str, object]]:
     cfg = C.experiment_config(s, src, tid, (FRACTION,), "return")
     ctx = prepare(cfg, store, cache)
     sig = ewma_vol(ctx.tgt.data["target"].to_numpy(np.float64))
-    by_fold = fit_candidates(ctx, FRACTION, candidates(cfg))
+    _, fit_days = fit_and_evaluate(ctx, cfg, baselines=False)
     days: dict[tuple[str, int], list[list[np.ndarray]]] = {}
-    for fold in ctx.folds:
-        _, fit_days = evaluate_fits(ctx, fold, FRACTION, select(by_fold[fold.index]))
-        scale = fold_scale_of(ctx, fold)
-        for d in fit_days:
-            acc = days.setdefault((d["strategy"], d["seed"]), [[], []])
-            acc[0].append(d["score"])
-            acc[1].append(d["score"] * scale / sig[d["row"]])
+    for d in fit_days:
+        scale = fold_scale_of(ctx, ctx.folds[d["fold"]])
+        acc = days.setdefault((d["strategy"], d["seed"]), [[], []])
+        acc[0].append(d["score"])
+        acc[1].append(d["score"] * scale / sig[d["row"]])
     store.path(tid).unlink(missing_ok=True)
     out = []
     for st in sorted({k[0] for k in days} - {"scratch"}):

@@ -53,6 +53,84 @@ def violations(root: Path) -> list[str]:
     return out
 
 
+def _module_name(root: Path, path: Path) -> str:
+    rel = path.relative_to(root.parent).with_suffix("")
+    parts = list(rel.parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def module_graph(root: Path) -> dict[str, set[str]]:
+    """Module -> the ``xfer`` modules it imports (module level or inside a function; relative
+    imports resolved; ``from pkg import sub`` counts as importing ``pkg.sub`` when that is a module)."""
+    mods = {_module_name(root, p): p for p in sorted(root.rglob("*.py"))}
+    graph: dict[str, set[str]] = {m: set() for m in mods}
+    for mod, path in mods.items():
+        pkg = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = pkg.split(".")[: len(pkg.split(".")) - (node.level - 1)]
+                    base = ".".join(up + ([base] if base else []))
+                names = [f"{base}.{a.name}" if f"{base}.{a.name}" in mods else base for a in node.names]
+            else:
+                continue
+            graph[mod] |= {n for n in names if n in mods and n != mod}
+    return graph
+
+
+def circles(root: Path) -> list[list[str]]:
+    """Import circles between modules of one package (strongly connected groups of >= 2 modules),
+    a package's ``__init__`` re-exporting its own modules left out (that is not a circle of use)."""
+    graph = module_graph(root)
+    for m in graph:
+        graph[m] = {t for t in graph[m] if not (m.endswith("__init__") or t == m.rpartition(".")[0])}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:  # Tarjan
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                out.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_circle_between_modules() -> None:
+    assert circles(ROOT) == []
+
+
+def test_a_circle_is_caught(tmp_path: Path) -> None:
+    """The circle check can fail: two throwaway modules of one package that import each other
+    (one of them only inside a function, as the runner/remote circle did)."""
+    copy = tmp_path / "xfer"
+    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns("*.parquet", "__pycache__"))
+    (copy / "study" / "ping.py").write_text("from xfer.study import pong\n")
+    (copy / "study" / "pong.py").write_text("def f():\n    from .ping import g\n    return g\n")
+    assert circles(copy) == [["xfer.study.ping", "xfer.study.pong"]]
+
+
 def test_imports_run_one_way() -> None:
     assert violations(ROOT) == []
 

@@ -79,7 +79,11 @@ def test_replicate_is_run_transfer(tmp_path: Path) -> None:
     syn.write_market(st, "tgt", tgt_spec, s.target_days, 4)
     cfg = C.experiment_config(s, "src", "tgt", (0.1, 1.0), "return")
     ours = C.replicate(cfg, st, tmp_path / "cache", with_baselines=True)
-    theirs = run_transfer(cfg, st, tmp_path / "cache").table
+    seen: list[tuple[int, float, int]] = []
+    theirs = run_transfer(cfg, st, tmp_path / "cache",
+                          on_chosen=lambda _ctx, fold, frac, chosen: seen.append((fold.index, frac, len(chosen)))).table
+    # every fold of every fraction hands over one chosen fit per (strategy incl. scratch, seed)
+    assert seen == [(f, fr, (1 + len(s.strategies)) * s.seeds) for fr in (0.1, 1.0) for f in range(s.n_folds)]
     cols = ["strategy", "fraction", "test_score", "delta", "delta_ci_low", "delta_ci_high", "p_value",
             "p_adjusted", "verdict", "best_baseline", "delta_vs_baseline"]
     pd.testing.assert_frame_equal(ours[cols].sort_values(cols[:2]).reset_index(drop=True),

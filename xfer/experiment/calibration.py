@@ -45,24 +45,20 @@ import pandas as pd
 import torch
 
 from xfer.data import synthetic as syn
-from xfer.data.features import FeatureMatrix, build_features
-from xfer.data.normalize import Standardizer
+from xfer.data.features import FeatureMatrix
 from xfer.data.splits import Fold, SplitSpec
 from xfer.data.store import Store
 from xfer.evaluate import tables as T
 from xfer.evaluate.inference import paired_day_test
-from xfer.evaluate.scores import day_scores
 from xfer.models.backbones import BackboneSpec
-from xfer.train.population import predict_many
-from xfer.train.types import Data, MemberResult, TrainConfig
+from xfer.train.types import MemberResult, TrainConfig
 
 from .config import TransferConfig
-from .evaluate import baseline_days, evaluate_fits, fold_scale_of
-from .fit import fit_candidates, select
 from .methods import candidate_columns, candidate_summary, design_summary
+from .oracle import fresh_day_scores, fresh_sample
 from .pooled_suite import pooled_summary
 from .prepare import Context, prepare
-from .run import _keys, candidates, day_frame
+from .run import _keys, day_frame, fit_and_evaluate
 from .sizing_suite import sizing_summary
 from .summaries import (  # re-exported: the calibration's public names
     Rate,
@@ -186,39 +182,6 @@ def experiment_config(s: Settings, source: str, target: str, fractions: tuple[fl
 # ----------------------------------------------------------------------------- the oracle
 
 
-def fresh_sample(spec: syn.SynthSpec, n_days: int, seed: int, target_type: str, horizon: int) -> FeatureMatrix:
-    """Features and labels of a fresh sample of ``spec`` (the oracle's target distribution)."""
-    # pandas' nanosecond dates end in 2262: a long sample starts near their first year
-    frame = syn.simulate(spec, n_days=n_days, seed=seed, start="1678-01-03").drop(columns=["regime"])
-    return build_features(frame, target_type, horizon)
-
-
-def fresh_day_scores(ctx: Context, fold: Fold, fraction: float, chosen: list[MemberResult],
-                     fresh: FeatureMatrix) -> np.ndarray:
-    """Day scores ``(n_fits, n_fresh_days)`` of the chosen fits on ``fresh``, with the test recipe.
-
-    Exactly what :func:`~xfer.experiment.evaluate.evaluate_fits` does on the test block: the
-    features standardised by this fold's (fraction's) training-window standardiser, the forecast
-    taken back to the label's scale with the fold's label standardiser, (return target) divided
-    by the RMS of the same model's validation forecasts, and scored against the fold's day-score
-    scale.
-    """
-    data, sy, ff = ctx.fold_data(fold, fraction)
-    x = ctx.tgt.data[ctx.cols].to_numpy(np.float64)
-    sx = Standardizer.fit(x[ff.train.start:ff.train.stop])
-    fx = torch.from_numpy(sx.transform(fresh.data[ctx.cols].to_numpy(np.float64)))
-    fy = fresh.data["target"].to_numpy(np.float64)
-    fdata = Data(fx, torch.zeros(len(fy), dtype=fx.dtype)).to(data.x.device)
-    rows = torch.arange(ctx.backbone.window - 1, len(fy))  # full windows only
-    params = [r.params for r in chosen]
-    preds = predict_many(ctx.backbone, params, fdata, rows).cpu().numpy()
-    vpreds = predict_many(ctx.backbone, params, data, torch.arange(ff.val.start, ff.val.stop)).cpu().numpy()
-    scale = fold_scale_of(ctx, fold)
-    y = fy[ctx.backbone.window - 1:]
-    return np.stack([day_scores(ctx.cfg.target_type, y, sy.inverse(p), scale, sy.inverse(pv))
-                     for p, pv in zip(preds, vpreds, strict=True)])
-
-
 @dataclass
 class Oracle:
     """Per-day oracle differences of each (strategy, fraction, seed), folds pooled by weight."""
@@ -276,7 +239,8 @@ def seed_diagnostics(days: pd.DataFrame, horizon: int) -> pd.DataFrame:
 
 def replicate(cfg: TransferConfig, store: Store, cache_dir: Path, fresh: FeatureMatrix | None = None,
               with_baselines: bool = True, effect_days: bool = False) -> pd.DataFrame:
-    """One experiment as :func:`run_transfer` runs it, keeping the fitted weights for the oracle.
+    """One experiment through :func:`run_transfer`'s own loop (:func:`fit_and_evaluate`), the
+    oracle scoring each fold's chosen fits.
 
     Returns the verdict table (one row per cell, scratch included) with the
     :func:`seed_diagnostics`; with ``fresh``, the non-scratch rows also carry ``oracle`` (the
@@ -284,18 +248,9 @@ def replicate(cfg: TransferConfig, store: Store, cache_dir: Path, fresh: Feature
     ``covered`` (by the table's interval) and ``day_covered`` (by the day-level-only one).
     """
     ctx = prepare(cfg, store, cache_dir)
-    rows: list[dict[str, Any]] = []
-    days: list[dict[str, Any]] = []
     oracle = Oracle(fresh) if fresh is not None else None
-    for frac in cfg.fractions:
-        by_fold = fit_candidates(ctx, frac, candidates(cfg))
-        for fold in ctx.folds:
-            chosen = select(by_fold[fold.index])
-            fit_rows, fit_days = evaluate_fits(ctx, fold, frac, chosen)
-            rows.extend(fit_rows)
-            days.extend(fit_days + (baseline_days(ctx, fold, frac) if with_baselines else []))
-            if oracle is not None:
-                oracle.add(ctx, fold, frac, chosen)
+    rows, days = fit_and_evaluate(ctx, cfg, baselines=with_baselines,
+                                  on_chosen=oracle.add if oracle is not None else None)
     fits = pd.DataFrame(rows).assign(metric=ctx.metric)
     frame = day_frame(days, _keys(cfg))
     table = (T.verdicts(fits, frame).merge(seed_diagnostics(frame, cfg.h), on=["strategy", "fraction"], how="left")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from xfer.data.splits import Fold
 from xfer.data.store import Store
 from xfer.evaluate import tables as T
 from xfer.evaluate.contract import PREDICTION_COLUMNS
@@ -30,9 +32,13 @@ from xfer.train.types import MemberResult
 from .config import Candidate, TransferConfig
 from .evaluate import baseline_days, evaluate_fits
 from .fit import fit_candidates, select
-from .prepare import Progress, prepare
+from .prepare import Context, Progress, prepare
 
 CELL = ["strategy", "fraction"]
+
+OnChosen = Callable[[Context, Fold, float, list[MemberResult]], None]
+"""Called with each fold's chosen fits (after their test block is scored): the calibration's
+oracle scores the same fitted models on a fresh sample of the target's generator."""
 
 
 @dataclass
@@ -108,13 +114,14 @@ def _table(fits: pd.DataFrame, days: pd.DataFrame, cfg: TransferConfig, metric: 
                            ).reset_index(drop=True)
 
 
-def run_transfer(cfg: TransferConfig, store: Store | None = None, cache_dir: Path | None = None,
-                 progress: Progress | None = None) -> TransferResult:
-    """Run one transfer experiment; see the module docstring for the flow."""
+def fit_and_evaluate(ctx: Context, cfg: TransferConfig, *, baselines: bool = True,
+                     on_chosen: OnChosen | None = None, progress: Progress | None = None
+                     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The experiment's loop: per fraction, one population of every strategy x seed x candidate per
+    fold; each (strategy, seed) keeps its best-validation candidate, whose test block is scored
+    once; the practitioner baselines (``baselines``) on the same rows. Returns the per-fit rows
+    and the test days (one dict of arrays per fit or baseline)."""
     say = progress or (lambda _m: None)
-    t0 = time.perf_counter()
-    ctx = prepare(cfg, store, cache_dir, progress)
-    t3 = time.perf_counter()
     rows: list[dict[str, Any]] = []
     days: list[dict[str, Any]] = []
     for frac in cfg.fractions:
@@ -123,9 +130,22 @@ def run_transfer(cfg: TransferConfig, store: Store | None = None, cache_dir: Pat
             chosen = select(by_fold[fold.index])
             fit_rows, fit_days = evaluate_fits(ctx, fold, frac, chosen)
             rows.extend(fit_rows)
-            days.extend(fit_days + baseline_days(ctx, fold, frac))
+            days.extend(fit_days + (baseline_days(ctx, fold, frac) if baselines else []))
+            if on_chosen is not None:
+                on_chosen(ctx, fold, frac, chosen)
             say(f"fold {fold.index} fraction {frac:g}: {len(by_fold[fold.index])} fits in one population "
                 f"({', '.join(_val_summary(chosen))} val)")
+    return rows, days
+
+
+def run_transfer(cfg: TransferConfig, store: Store | None = None, cache_dir: Path | None = None,
+                 progress: Progress | None = None, on_chosen: OnChosen | None = None) -> TransferResult:
+    """Run one transfer experiment; see the module docstring for the flow. ``on_chosen`` sees
+    each fold's chosen fits (:data:`OnChosen`)."""
+    t0 = time.perf_counter()
+    ctx = prepare(cfg, store, cache_dir, progress)
+    t3 = time.perf_counter()
+    rows, days = fit_and_evaluate(ctx, cfg, on_chosen=on_chosen, progress=progress)
     timings = {**ctx.timings, "target_s": time.perf_counter() - t3}
     fits = _keyed(rows, cfg, ctx.metric)
     day_rows = day_frame(days, _keys(cfg))
@@ -148,4 +168,4 @@ def compare(a: TransferResult, b: TransferResult, strategy: str, fraction: float
     return T.compare_days(a.days, b.days, strategy, fraction)
 
 
-__all__ = ["TransferConfig", "TransferResult", "compare", "run_transfer"]
+__all__ = ["OnChosen", "TransferConfig", "TransferResult", "compare", "fit_and_evaluate", "run_transfer"]

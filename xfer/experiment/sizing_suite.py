@@ -25,9 +25,8 @@ import pandas as pd
 
 from xfer.evaluate import tables as T
 
-from .fit import fit_candidates, select
 from .prepare import Context, prepare
-from .run import _keys, candidates, day_frame
+from .run import _keys, day_frame, fit_and_evaluate
 from .summaries import rate
 
 SIZING_FRACTIONS = (0.05, 0.1, 0.2, 0.35, 0.6, 1.0)
@@ -42,7 +41,7 @@ class CurveOracle:
     acc: dict[tuple[str, float, int], float] = field(default_factory=dict)
 
     def add(self, ctx: Context, fold: Any, fraction: float, chosen: list[Any]) -> None:
-        from .calibration import fresh_day_scores
+        from .oracle import fresh_day_scores
 
         scores = fresh_day_scores(ctx, fold, fraction, chosen, self.fresh)
         weight = len(fold.test) / sum(len(f.test) for f in ctx.folds)
@@ -72,16 +71,8 @@ def _inside(x: float, lo: float, hi: float) -> bool:
 def replicate_sizing(cfg: Any, store: Any, cache_dir: Any, fresh: Any) -> pd.DataFrame:
     """One sizing replication: the study's sizing table joined with the oracle's ``f*``."""
     ctx = prepare(cfg, store, cache_dir)
-    days: list[dict[str, Any]] = []
     oracle = CurveOracle(fresh)
-    from .evaluate import evaluate_fits
-
-    for frac in cfg.fractions:
-        by_fold = fit_candidates(ctx, frac, candidates(cfg))
-        for fold in ctx.folds:
-            chosen = select(by_fold[fold.index])
-            days.extend(evaluate_fits(ctx, fold, frac, chosen)[1])
-            oracle.add(ctx, fold, frac, chosen)
+    _, days = fit_and_evaluate(ctx, cfg, baselines=False, on_chosen=oracle.add)
     table = T.sizing(day_frame(days, _keys(cfg)))
     table = table.copy()  # scratch too: its own curve against its full-data score (truth rarely at an edge)
     truth = {st: oracle.curve(st) for st in table["strategy"]}

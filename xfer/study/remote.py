@@ -163,8 +163,8 @@ def shipped_sources(config: dict[str, Any], shipment: Shipment) -> None:
     import torch
 
     from xfer.experiment.prepare import prepare, ready_marker
-    from xfer.study.runner import _report
     from xfer.study.spec import StudySpec, cells
+    from xfer.study.tune_api import report as _report
 
     torch.set_num_threads(max(1, int(config["cpus"])))
     t = time.perf_counter()
@@ -191,8 +191,8 @@ def shipped_cells(config: dict[str, Any], cell_tracker: Any = None, shipment: Sh
     import torch
 
     from xfer.study.cell import run_cell
-    from xfer.study.runner import _report
     from xfer.study.spec import StudySpec, cells
+    from xfer.study.tune_api import report as _report
 
     assert shipment is not None
     torch.set_num_threads(max(1, int(config["cpus"])))

@@ -12,7 +12,8 @@ The study directory is the state: a cell is done when ``cells/<id>.parquet`` exi
 ``resume`` runs exactly the missing cells (and those whose results no longer read back); a cell
 interrupted mid-search starts its search over, so a resumed study equals an uninterrupted one
 (:mod:`xfer.study.cell`; the partial search stays in the journal, renamed).
-Ray's reporting API has moved between versions; everything goes through :func:`_report`.
+Ray's reporting API has moved between versions; everything goes through
+:func:`xfer.study.tune_api.report` (shared with :mod:`xfer.study.remote`).
 
 Tracking (W&B) and the HTML report sit above this layer: the caller hands them in as
 :class:`StudyHooks` (the CLI passes :func:`xfer.hooks.default_hooks`); without hooks a study
@@ -40,6 +41,7 @@ from xfer.study import results as R
 from xfer.study.lock import StudyLock
 from xfer.study.spec import Cell, StudySpec, cells, load
 from xfer.study.storage import StudyStorage, open_storage
+from xfer.study.tune_api import report as _report
 
 CellTracker = Callable[[Path, StudySpec, Cell, str], Any]
 """(study_dir, spec, cell, mode) -> a tracker with ``log(metrics, step)`` and ``finish(summary)``, or None.
@@ -65,21 +67,6 @@ PROFILE_FILE = "profile.json"
 
 
 # ----------------------------------------------------------------------- Ray adapter
-
-
-def _report(metrics: dict[str, Any], checkpoint: Path | None = None) -> None:
-    """The one place that talks to Ray's reporting API (``ray.tune.report`` in Ray >= 2.40).
-
-    Never send Tune's reserved keys (``done`` ends the trial on the spot, before the cell
-    has finished its W&B run). ``checkpoint``: a directory Tune persists to its storage and
-    hands the driver (:class:`xfer.study.remote.Collector`).
-    """
-    from ray import tune
-
-    assert not {"done", "training_iteration", "trial_id"} & set(metrics), metrics
-
-    tune.report({k: v for k, v in metrics.items() if isinstance(v, (int, float, bool, str))},
-                checkpoint=tune.Checkpoint.from_directory(str(checkpoint)) if checkpoint is not None else None)
 
 
 def _load_spec(study_dir: Path) -> StudySpec:
