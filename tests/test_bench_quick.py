@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # tiers: `pytest -m "not slow"` is the quick one (README)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -10,6 +10,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 import xfer
 
 ROOT = Path(xfer.__file__).parent
@@ -145,6 +147,7 @@ def test_a_back_arrow_is_caught(tmp_path: Path) -> None:
     assert any("tracking/sideways:1: tracking (layer 9) imports xfer.report.html" in v for v in found), found
 
 
+@pytest.mark.slow
 def test_core_imports_without_ray_optuna_wandb() -> None:
     code = textwrap.dedent(
         """

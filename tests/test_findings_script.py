@@ -116,6 +116,7 @@ def test_cli_refuses_a_directory_that_is_not_a_study(tmp_path: Path, capsys: pyt
     assert "not a finished study directory" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cluster_interval_covers_a_zero_effect_at_about_its_nominal_rate() -> None:
     """On a null whose truth is exactly 0 (21 blocks of 3 correlated rows, the design of the
     families table), the 95% block-bootstrap interval covers 0 in about 95% of 400 replications.

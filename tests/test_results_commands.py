@@ -33,6 +33,7 @@ def test_every_study_file_exists_and_validates(study: str, tmp_path: Path) -> No
     assert spec.name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [c for c in COMMANDS if c.startswith("python scripts/")])
 def test_every_script_exists_and_takes_its_options(command: str) -> None:
     words = shlex.split(command)

@@ -28,6 +28,8 @@ import pytest
 
 from tests.conftest import tree_digest
 
+pytestmark = pytest.mark.slow  # tiers: `pytest -m "not slow"` is the quick one (README)
+
 TRIES = 20
 
 

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from xfer.evaluate import tables as T
 from xfer.evaluate.contract import PREDICTION_COLUMNS
+
+pytestmark = pytest.mark.slow  # tiers: `pytest -m "not slow"` is the quick one (README)
 
 N_DAYS = 300
 

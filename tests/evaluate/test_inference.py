@@ -68,6 +68,7 @@ def test_large_mean_is_decisive_with_the_smallest_attainable_p(sign: float) -> N
         assert t.verdict == res.verdict and 0.0 <= t.p_value < 1e-8, (method, t)
 
 
+@pytest.mark.slow
 def test_ewc_known_answer_white_noise_is_student_t() -> None:
     """One seed of i.i.d. N(mu, 1) days: EWC's t statistic is exactly t with nu df, so over many
     series the interval covers mu at its level (and the nu-cosine variance is unbiased)."""
@@ -83,6 +84,7 @@ def test_ewc_known_answer_white_noise_is_student_t() -> None:
     assert ratio == pytest.approx(1.0, abs=0.03), "the EWC long-run variance of white noise is unbiased"
 
 
+@pytest.mark.slow
 def test_detectable_effect_has_the_power_it_says() -> None:
     """Planting the reported detectable effect gives about 80% power at the stated level."""
     rng = np.random.default_rng(22)
@@ -466,6 +468,7 @@ def test_calibration_null_rejection_rate_is_nominal() -> None:
     assert lo <= hits <= hi, msg
 
 
+@pytest.mark.slow
 @pytest.mark.calibration
 def test_calibration_naive_iid_bootstrap_over_rejects() -> None:
     """Same data, no blocking: the MA(4) dependence is ignored and the test must fail."""

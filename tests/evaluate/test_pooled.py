@@ -74,6 +74,7 @@ def test_day_noise_shared_by_targets_is_not_averaged_away() -> None:
     assert many.noise_var == pytest.approx(one.noise_var, rel=1e-9)
 
 
+@pytest.mark.slow
 def test_interval_covers_the_planted_mean_at_nominal_under_common_day_noise() -> None:
     ci, pi, _ = _coverage(400)
     assert 0.93 <= ci <= 0.98, ci
@@ -99,11 +100,13 @@ def test_prediction_interval_is_never_narrower_than_the_interval_of_the_mean(kw:
         assert r.pi_low <= r.ci_low + 1e-12 and r.ci_high <= r.pi_high + 1e-12, r
 
 
+@pytest.mark.slow
 def test_a_true_null_is_called_at_its_nominal_rate() -> None:
     _, _, called = _coverage(400, mu=0.0, tau=0.0, seed=3)
     assert called <= 0.08, called  # 5% nominal; 400 draws: 0.08 is ~2.8 s.e. above
 
 
+@pytest.mark.slow
 def test_the_estimator_that_assumes_independent_targets_fails_this_suite() -> None:
     """The suite can fail: a textbook random-effects meta-analysis (DerSimonian-Laird, each
     target's own HAC variance, targets independent) on the same studies covers far below

@@ -41,6 +41,7 @@ def days() -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)[list(PREDICTION_COLUMNS)]
 
 
+@pytest.mark.slow
 def test_the_pooled_estimate_is_the_mean_of_the_planted_effects(days: pd.DataFrame) -> None:
     table = T.pooled(days, metric="r2_oos")
     assert list(table.columns) == list(POOLED_COLUMNS)
@@ -52,6 +53,7 @@ def test_the_pooled_estimate_is_the_mean_of_the_planted_effects(days: pd.DataFra
     assert row["verdict"] == "positive"
 
 
+@pytest.mark.slow
 def test_groups_pool_their_own_targets_and_baselines_are_pooled_beside_scratch(days: pd.DataFrame) -> None:
     groups = {"a": "equity", "b": "equity", "c": "equity", "d": "fx", "e": "fx", "f": "commodity"}
     table = T.pooled(days, groups)
@@ -71,6 +73,7 @@ def test_fewer_than_three_targets_give_an_empty_table(days: pd.DataFrame) -> Non
     assert T.pooled(few).empty and list(T.pooled(few).columns) == list(POOLED_COLUMNS)
 
 
+@pytest.mark.slow
 def test_scratch_at_full_data_is_a_reference_for_the_sizing_question() -> None:
     """head_only at 10% against scratch at 100%: the planted gap is pooled; scratch at 100% is not
     compared with itself."""

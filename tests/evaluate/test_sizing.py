@@ -60,6 +60,7 @@ def test_a_noiseless_curve_gives_its_exact_required_fraction() -> None:
     assert np.allclose(r.fitted, CURVE, atol=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("sd", "n"), [(1.0, 300), (0.25, 800)], ids=["noisy", "quiet"])
 def test_the_interval_covers_the_oracle_fraction_at_nominal(sd: float, n: int) -> None:
     rng = np.random.default_rng(1)
@@ -74,6 +75,7 @@ def test_the_interval_covers_the_oracle_fraction_at_nominal(sd: float, n: int) -
         assert np.mean([lo > 0.05 for lo in lows]) > 0.5
 
 
+@pytest.mark.slow
 def test_a_curve_that_never_reaches_gives_an_unbounded_interval() -> None:
     rng = np.random.default_rng(2)
     never = tuple(v - 0.1 for v in CURVE)
@@ -84,6 +86,7 @@ def test_a_curve_that_never_reaches_gives_an_unbounded_interval() -> None:
     assert hits >= 90, hits
 
 
+@pytest.mark.slow
 def test_monotone_fit_errs_less_than_the_first_passage_statistic() -> None:
     """Where the truth is 35%, the old first-reach point estimate says 'already at 5-10%' far
     more often than the isotonic fit (the issue's Monte Carlo: 14-20% of runs)."""

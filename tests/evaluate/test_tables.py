@@ -23,6 +23,8 @@ from xfer.evaluate.contract import (
 )
 from xfer.evaluate.scores import day_scores, fold_scale
 
+pytestmark = pytest.mark.slow  # tiers: `pytest -m "not slow"` is the quick one (README)
+
 N_DAYS = 300
 
 

@@ -27,7 +27,7 @@ from xfer.experiment.methods import CANDIDATES, default_candidate
 from xfer.experiment.prepare import prepare
 from xfer.experiment.run import candidates, run_transfer
 
-pytestmark = pytest.mark.calibration
+pytestmark = [pytest.mark.calibration, pytest.mark.slow]  # tiers: the quick one is `pytest -m "not slow"`
 SETTINGS = C.REDUCED
 
 

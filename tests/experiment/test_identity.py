@@ -11,6 +11,8 @@ import pytest
 
 from tests.experiment.identity import TABLES, canonical, run_quickstart, run_small_transfer
 
+pytestmark = pytest.mark.slow  # tiers: `pytest -m "not slow"` is the quick one (README)
+
 GOLDEN = Path(__file__).parents[1] / "golden"
 
 

@@ -57,6 +57,7 @@ def known(tmp_path_factory: pytest.TempPathFactory) -> Store:
     return st
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_known_answers_on_returns(known: Store, seed: int) -> None:
     p = f"s{seed}_"
@@ -68,6 +69,7 @@ def test_known_answers_on_returns(known: Store, seed: int) -> None:
     assert t.loc[p + "same", "source_skill"] > 0.05 > abs(t.loc[p + "unrel", "source_skill"])  # nothing to learn
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_known_answers_on_volatility(known: Store, seed: int) -> None:
     """Trend and reversal share their GARCH: both beat the candidate with other volatility dynamics."""
@@ -79,6 +81,7 @@ def test_known_answers_on_volatility(known: Store, seed: int) -> None:
     assert t.loc[p + "unrel", "zero_shot_r2"] < min(t.loc[p + "same", "zero_shot_r2"], t.loc[p + "opp", "zero_shot_r2"])
 
 
+@pytest.mark.slow
 def test_only_rows_before_the_first_test_period_are_used(known: Store, tmp_path: Path) -> None:
     """Scrambling every bar from the target's first test period on changes nothing."""
     base = TransferConfig(source=("s0_same",), target="s0_tgt", target_type="return")
@@ -108,6 +111,7 @@ def _first_test_date(cfg: TransferConfig, st: Store) -> pd.Timestamp:
     return pd.Timestamp(fm.data["date"].iloc[fold.test.start])
 
 
+@pytest.mark.slow
 def test_cli_ranks_and_writes(known: Store, tmp_path: Path, cli: Callable[..., Any]) -> None:
     out = tmp_path / "screen.csv"
     res = cli("pairs", "screen", "s1_opp,s1_same", "--target", "s1_tgt", "--target-type", "return",
@@ -141,6 +145,7 @@ def test_cli_refuses_a_source_without_history_before_the_test(tmp_path: Path, cl
     assert res.code == 2 and "young_src" in res.err and "before the target's first test period" in res.err, res.err
 
 
+@pytest.mark.slow
 def test_screen_vs_gain_statistics_known_answers() -> None:
     import sys
 
@@ -164,6 +169,7 @@ def test_screen_vs_gain_statistics_known_answers() -> None:
     assert lo == pytest.approx(1.0) and hi == pytest.approx(1.0)  # any resample of a monotone set is monotone
 
 
+@pytest.mark.slow
 def test_screen_vs_gain_interval_covers_zero_at_its_rate_on_a_null() -> None:
     """Gains independent of the screen (the true rank correlation is 0), the design of
     studies/findings/screen_pairs.yaml (8 + 5 sources): the 95% interval covers 0 at about 95%."""

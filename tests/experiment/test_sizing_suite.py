@@ -13,6 +13,7 @@ import pytest
 from xfer.experiment import calibration as C
 from xfer.experiment.sizing_suite import SIZING_FRACTIONS, _inside, first_reach
 
+pytestmark = pytest.mark.slow  # tiers: `pytest -m "not slow"` is the quick one (README)
 
 def test_first_reach_is_the_first_fraction_at_or_above_zero() -> None:
     assert first_reach({0.05: -0.2, 0.2: 0.0, 0.5: -0.1, 1.0: 0.3}) == 0.2  # non-monotone: the first

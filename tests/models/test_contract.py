@@ -41,6 +41,7 @@ def _toy_wrong(n: int, k) -> GroupPlan:
 TOY_KNOB = Knob("toy_depth", "int", 1, 1, 3, help="feature groups fine-tuned")
 
 
+@pytest.mark.slow
 def test_one_registry_entry_adds_a_strategy_and_the_suite_checks_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(STRATEGIES, "toy_top", Strategy("toy_top", _toy_top, (TOY_KNOB,)))
     assert plan_for("toy_top", 4, {"toy_depth": 2}).trainable_at(0) == (False, True, True, True)

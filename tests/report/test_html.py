@@ -234,6 +234,7 @@ def page(study: Path) -> str:
     return write_report(study).read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_written_atomically_to_default_path(study: Path, page: str) -> None:
     path = study / "report.html"
     assert path.is_file() and path.read_text(encoding="utf-8") == page
@@ -243,12 +244,14 @@ def test_written_atomically_to_default_path(study: Path, page: str) -> None:
     assert leftovers == []
 
 
+@pytest.mark.slow
 def test_explicit_out_path(study: Path, tmp_path: Path) -> None:
     out = write_report(study, tmp_path / "sub" / "r.html")
     assert out == tmp_path / "sub" / "r.html" and out.read_text().startswith("<!DOCTYPE html>")
     assert sorted(p.name for p in out.parent.iterdir()) == ["r.html"]
 
 
+@pytest.mark.slow
 def test_render_failure_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = make_study(tmp_path / "s")
     before = sorted(p.name for p in root.iterdir())
@@ -338,6 +341,7 @@ def test_every_image_is_an_embedded_png(page: str) -> None:
     assert section(page, "curves").count("<img ") >= len(sizing_keys)
 
 
+@pytest.mark.slow
 def test_figures_dir_holds_the_pages_images_byte_for_byte(study: Path, page: str, tmp_path: Path) -> None:
     figs = tmp_path / "figs"
     write_report(study, tmp_path / "r.html", figures=figs)
@@ -354,6 +358,7 @@ def test_figure_names_are_slugs_and_unique() -> None:
         "curve-wti-r2-oos.png", "curve-wti-r2-oos-2.png", "figure.png", "figure-2.png"]
 
 
+@pytest.mark.slow
 def test_render_failure_writes_no_figures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = make_study(tmp_path / "s")
 
@@ -557,6 +562,7 @@ def test_curves_draw_baselines_as_reference_lines_not_strategies(page: str) -> N
     assert {"scratch", "head_only", "full"} <= set(lines)
 
 
+@pytest.mark.slow
 def test_hyperparameters_show_best_step_and_best_epoch_only_if_present(
         page: str, tmp_path: Path) -> None:
     header = table_rows(section(page, "hyperparameters"))[0]
@@ -624,6 +630,7 @@ def test_cli_report_on_old_study_exits_2_with_the_message(tmp_path: Path, cli) -
     assert not (root / "report.html").exists()
 
 
+@pytest.mark.slow
 def test_pooled_section_shows_the_pooled_table_only_when_there_is_one(tmp_path: Path) -> None:
     from xfer.evaluate.contract import POOLED_COLUMNS
 

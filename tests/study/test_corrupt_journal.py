@@ -62,6 +62,7 @@ def _names(journal: Path) -> set[str]:
     return {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
 
 
+@pytest.mark.slow
 def test_resume_over_a_corrupt_journal_line_sets_it_aside_and_reruns(
         finished: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli) -> None:
     home, clean = finished

@@ -72,6 +72,7 @@ def test_a_local_path_is_used_as_it_is(tmp_path: Path) -> None:
     assert not is_uri(Path("s3://bucket/x")) and is_uri("s3://bucket/x") and not is_uri("file:///tmp/x")
 
 
+@pytest.mark.slow
 def test_s3_round_trip_whole_objects_and_finished_cells(s3: str, tmp_path: Path) -> None:
     a = open_storage(f"s3://{BUCKET}/studies/one/", staging=tmp_path / "a")
     a.check()

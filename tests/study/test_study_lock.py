@@ -72,6 +72,7 @@ def test_a_lock_left_by_a_dead_run_blocks_nothing(tmp_path: Path) -> None:
         assert holder(tmp_path)["pid"] == os.getpid()  # type: ignore[index]
 
 
+@pytest.mark.slow
 def test_two_study_runs_on_one_out_the_second_refused_naming_the_holder(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "s.yaml").write_text(SMALL)
     out = tmp_path / "study"

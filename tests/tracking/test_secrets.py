@@ -232,6 +232,7 @@ def _loopback(ip: str) -> bool:
     return ip.startswith("127.") or ip in ("::1", "::ffff:127.0.0.1") or ip.startswith("::ffff:127.")
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 def test_local_ray_listens_on_loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     import psutil
@@ -356,6 +357,7 @@ def test_the_ray_session_is_private(studies: dict[str, Any]) -> None:
     assert private, [(str(ray_tmp / d), oct((ray_tmp / d).stat().st_mode)) for d in between]
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 def test_workers_still_see_the_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A local Ray's workers inherit the driver's environment: a Tune trial actor, whose

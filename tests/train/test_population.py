@@ -52,6 +52,7 @@ def test_members_differ_by_fraction_and_seed() -> None:
     assert not torch.equal(a.params["head.weight"], c.params["head.weight"])
 
 
+@pytest.mark.slow
 def test_a_fit_does_not_depend_on_its_population() -> None:
     """Members stop at different steps; the stopped ones leave the population (compaction).
     Compaction changes no bit of any fit (the same population without it), and each member's fit

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from xfer.data import synthetic as syn
 from xfer.data.store import Store
 
 
+@pytest.mark.slow
 def test_transfer_json_contract(store: Store, cli) -> None:
     syn.write_set(store, "shared", n_source=2500, n_target=1500, seed=1)
     r = cli("transfer", "--source", "syn_shared_src", "--target", "syn_shared_tgt", "--strategy", "head_only",
