@@ -68,12 +68,12 @@ def markets() -> dict[str, pd.DataFrame]:
         "sp500_ohlcv": st.load("sp500_ohlcv").frame.iloc[:1200].reset_index(drop=True),
         "wti": st.load("wti").frame.iloc[:1200].reset_index(drop=True),
         "synthetic": _synthetic_full(),
-        # the wider universe: a bond ETF (rates), gold, an index with OHLC and no volume, an EM stock
-        **{m: st.load(m).frame.iloc[:1200].reset_index(drop=True) for m in ("tlt", "gold", "n225", "samsung")},
+        # the wider universe: a bond ETF (rates), gold, an index with OHLC and no volume, an EM stock, an FX rate
+        **{m: st.load(m).frame.iloc[:1200].reset_index(drop=True) for m in ("tlt", "gold", "n225", "samsung", "eurusd")},
     }
 
 
-@pytest.mark.parametrize("market", ["sp500_ohlcv", "wti", "synthetic", "tlt", "gold", "n225", "samsung"])
+@pytest.mark.parametrize("market", ["sp500_ohlcv", "wti", "synthetic", "tlt", "gold", "n225", "samsung", "eurusd"])
 def test_leakage_canary_no_feature_sees_the_future(markets, market: str) -> None:
     frame = markets[market]
     feats, _ = compute_features(frame)
