@@ -134,6 +134,9 @@ CASES: list[Case] = [
     _transfer("unknown-source", "--source", "brent", "--target", "wti",
               phrases=("--source", "a market in the catalog", "'brent'")),
     _transfer("unknown-group", "--source", "@oil", "--target", "wti", phrases=("--source", "a market group", "'@oil'")),
+    # a source that starts after the target's first test block: it used to fail inside Ray, minutes in
+    _transfer("source-starts-after-cutoff", "--source", "efa", "--target", "wti",
+              phrases=("--source", "model-ready rows before the target's first test period (2006-01-24", "'efa' with 0")),
     _transfer("horizon-too-long", "--source", "aapl", "--target", "vix", "--horizon", "100000",
               phrases=("--horizon", "100000-day label horizon")),
     _transfer("out-is-a-file", "--source", "aapl", "--target", "wti", "--out", "{tmp}/f.txt",

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from xfer.data import synthetic as syn
@@ -107,3 +108,25 @@ def test_study_selection_reads_no_test_row(store: Store, recorded: list, tmp_pat
     for t in study.trials:
         assert t.value == t.user_attrs["val_by_fold"]["0"]
     assert max(folds[0].val) < min(scored_rows(folds))
+
+
+def test_the_history_check_needs_exactly_what_make_domain_trains_on() -> None:
+    """``check.min_history`` is the boundary of ``prepare.make_domain``: one row fewer raises."""
+    import pandas as pd
+
+    from xfer.data.features import FeatureMatrix
+    from xfer.experiment.check import min_history
+    from xfer.experiment.prepare import make_domain
+
+    for val_share, embargo, window in [(0.1, 5, 1), (0.2, 10, 20), (0.05, 1, 1)]:
+        need = min_history(val_share, embargo, window)
+        for n, ok in [(need, True), (need - 1, False)]:
+            dates = pd.bdate_range("2000-01-03", periods=n + 10)
+            fm = FeatureMatrix(pd.DataFrame({"date": dates, "f": np.arange(n + 10.0), "target": np.ones(n + 10)}),
+                               ["f"])
+            cutoff = dates[n]  # n rows before it
+            if ok:
+                make_domain({"m": fm}, ["f"], cutoff, embargo, val_share, window)
+            else:
+                with pytest.raises(ValueError, match="too few to train on"):
+                    make_domain({"m": fm}, ["f"], cutoff, embargo, val_share, window)

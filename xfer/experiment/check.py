@@ -4,8 +4,10 @@ A transfer experiment (``xfer transfer`` or a study cell) can go wrong in ways t
 types cannot see: a market or group that is not in the catalog, a target that is also a
 source (``--source @energy --target xom``) or an intermediate of its chain, a group given as
 the target, an unknown backbone, a target too short for its label horizon and walk-forward
-folds. :func:`problems` finds all of them from the catalog alone (no feature is built, no
-model trained), so the CLI and ``xfer study validate`` refuse before minutes of compute.
+folds, a source or intermediate market with too little history before the target's first test
+block (every other market is cut there). :func:`problems` finds all of them from the catalog and
+the markets' dates (features of the markets involved, cached per file; no model trained), so the
+CLI and ``xfer study validate`` refuse before minutes of compute.
 
 :func:`step_seconds` is the short timing probe behind a study's size estimate: one population
 training step of the study's backbone and batch, measured on this machine.
@@ -16,7 +18,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from xfer.data.features import WARMUP
+import numpy as np
+
+from xfer.data.features import WARMUP, build_features
+from xfer.data.splits import make_folds
 from xfer.data.store import Store
 from xfer.errors import XferInputError
 from xfer.models.backbones import BACKBONES, BackboneSpec
@@ -98,6 +103,57 @@ def problems(cfg: TransferConfig, store: Store, fields: Fields = Fields()) -> li
                         f"{m!r}, {freq} bars"))
     if not out:
         out.extend(_length(cfg, store, fields))
+    if not out:
+        out.extend(_history(cfg, store, {m: w for m, w in used.items() if m != cfg.target}))
+    return out
+
+
+_DATES: dict[tuple[str, int, int, str, int], np.ndarray] = {}
+
+
+def _dates(store: Store, market: str, target_type: str, h: int) -> np.ndarray:
+    """Dates of a market's model-ready rows (features and label defined), cached per file
+    version: a study checks the same sources for every cell."""
+    path = store.path(market)
+    st = path.stat()
+    key = (str(path), st.st_mtime_ns, st.st_size, target_type, h)
+    if key not in _DATES:
+        if len(_DATES) > 512:
+            _DATES.clear()
+        _DATES[key] = build_features(store.load(market).frame, target_type, h).data["date"].to_numpy()
+    return _DATES[key]
+
+
+def min_history(val_share: float, embargo: int, window: int) -> int:
+    """Fewest model-ready rows a source or intermediate market needs before the cutoff: what
+    :func:`xfer.experiment.prepare.make_domain` trains on (50 training rows past the window after
+    the validation share and one embargo)."""
+    n = 1
+    while n - max(1, int(n * val_share)) - embargo < 50 + window:
+        n += 1
+    return n
+
+
+def _history(cfg: TransferConfig, store: Store, markets: dict[str, str]) -> list[Problem]:
+    """Each source and intermediate market is cut one embargo before the target's first test
+    block (no row of theirs shares a day with a test row) and must keep enough rows there."""
+    split = cfg.split.model_copy(update={"horizon": cfg.h, "embargo": max(cfg.h, cfg.split.embargo)})
+    tgt = _dates(store, cfg.target, cfg.target_type, cfg.h)
+    try:
+        folds = make_folds(len(tgt), split)
+    except ValueError:
+        return []  # the target's own length is _length's problem
+    cutoff = tgt[folds[0].test.start - split.embargo]
+    window = 1 if cfg.backbone.name == "mlp" else cfg.backbone.window
+    need = min_history(cfg.source_val_share, split.embargo, window)
+    out = []
+    for m, where in markets.items():
+        have = int((_dates(store, m, cfg.target_type, cfg.h) < cutoff).sum())
+        if have < need:
+            day = str(np.datetime_as_string(cutoff, unit="D"))
+            out.append((where, f"source and chain markets with at least {need} model-ready rows before the target's "
+                               f"first test period ({day}: one embargo before the first test block of {cfg.target!r}, "
+                               f"where every other market is cut)", f"{m!r} with {have}"))
     return out
 
 
