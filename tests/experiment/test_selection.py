@@ -111,12 +111,12 @@ def test_study_selection_reads_no_test_row(store: Store, recorded: list, tmp_pat
 
 
 def test_the_history_check_needs_exactly_what_make_domain_trains_on() -> None:
-    """``check.min_history`` is the boundary of ``prepare.make_domain``: one row fewer raises."""
+    """``min_history`` is the boundary of ``make_domain`` (and what ``check`` refuses below):
+    one row fewer raises."""
     import pandas as pd
 
     from xfer.data.features import FeatureMatrix
-    from xfer.experiment.check import min_history
-    from xfer.experiment.prepare import make_domain
+    from xfer.experiment.prepare import make_domain, min_history
 
     for val_share, embargo, window in [(0.1, 5, 1), (0.2, 10, 20), (0.05, 1, 1)]:
         need = min_history(val_share, embargo, window)

@@ -105,6 +105,10 @@ def backbone_problems(bb_name: str) -> list[str]:
         out.append(f"{bb_name}: some layer group has no parameters")
     if bb.group_names()[-1] != "head":
         out.append(f"{bb_name}: the head is not the last group")
+    for w in (1, 7):  # the window checks need before building (xfer.experiment.check) is the built one's
+        spec = BackboneSpec(name=bb_name, window=w)
+        if type(bb).input_window(spec) != build_backbone(4, spec).window:
+            out.append(f"{bb_name}: input_window(spec) is not the window of the backbone built from spec")
     x = data().gather(torch.arange(10, 20), bb.window)
     if bb(x).shape != (10,):
         out.append(f"{bb_name}: forward on gathered rows does not give one output per row")

@@ -97,6 +97,12 @@ class Fold:
         return replace(self, train=range(self.train.stop - keep, self.train.stop))
 
 
+def source_cut(n_rows: int, spec: SplitSpec) -> int:
+    """Row of the target (of ``n_rows`` model-ready rows) before which every other market is cut:
+    one embargo before the first test block, so no source or chain row shares a day with a test row."""
+    return make_folds(n_rows, spec)[0].test.start - spec.embargo
+
+
 def make_folds(n_rows: int, spec: SplitSpec) -> list[Fold]:
     """Interleaved walk-forward folds over ``n_rows`` rows; ValueError if there are too few."""
     if n_rows < spec.min_rows():

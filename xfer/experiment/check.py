@@ -21,13 +21,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from xfer.data.features import WARMUP, build_features
-from xfer.data.splits import make_folds
+from xfer.data.splits import source_cut
 from xfer.data.store import Store
 from xfer.errors import XferInputError
 from xfer.models.backbones import BACKBONES, BackboneSpec
 from xfer.train.types import TrainConfig
 
 from .config import TransferConfig
+from .prepare import min_history
 
 Problem = tuple[str, str, str]
 """(field, expected, found)."""
@@ -124,27 +125,16 @@ def _dates(store: Store, market: str, target_type: str, h: int) -> np.ndarray:
     return _DATES[key]
 
 
-def min_history(val_share: float, embargo: int, window: int) -> int:
-    """Fewest model-ready rows a source or intermediate market needs before the cutoff: what
-    :func:`xfer.experiment.prepare.make_domain` trains on (50 training rows past the window after
-    the validation share and one embargo)."""
-    n = 1
-    while n - max(1, int(n * val_share)) - embargo < 50 + window:
-        n += 1
-    return n
-
-
 def _history(cfg: TransferConfig, store: Store, markets: dict[str, str]) -> list[Problem]:
     """Each source and intermediate market is cut one embargo before the target's first test
     block (no row of theirs shares a day with a test row) and must keep enough rows there."""
-    split = cfg.split.model_copy(update={"horizon": cfg.h, "embargo": max(cfg.h, cfg.split.embargo)})
+    split = cfg.target_split
     tgt = _dates(store, cfg.target, cfg.target_type, cfg.h)
     try:
-        folds = make_folds(len(tgt), split)
+        cutoff = tgt[source_cut(len(tgt), split)]
     except ValueError:
         return []  # the target's own length is _length's problem
-    cutoff = tgt[folds[0].test.start - split.embargo]
-    window = 1 if cfg.backbone.name == "mlp" else cfg.backbone.window
+    window = BACKBONES[cfg.backbone.name].input_window(cfg.backbone)
     need = min_history(cfg.source_val_share, split.embargo, window)
     out = []
     for m, where in markets.items():
@@ -159,7 +149,7 @@ def _history(cfg: TransferConfig, store: Store, markets: dict[str, str]) -> list
 
 def _length(cfg: TransferConfig, store: Store, fields: Fields) -> list[Problem]:
     """The target's bars cover feature warm-up, the label horizon and every fold's windows."""
-    split = cfg.split.model_copy(update={"horizon": cfg.h, "embargo": max(cfg.h, cfg.split.embargo)})
+    split = cfg.target_split
     n = store.info(cfg.target).n_rows
     usable = n - WARMUP - cfg.h
     need = split.min_rows()

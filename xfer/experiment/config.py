@@ -123,6 +123,11 @@ class TransferConfig(BaseModel):
         return self.horizon or DEFAULT_HORIZON[self.target_type]
 
     @property
+    def target_split(self) -> SplitSpec:
+        """The target's walk-forward split with the label horizon, and an embargo of at least it."""
+        return self.split.model_copy(update={"horizon": self.h, "embargo": max(self.h, self.split.embargo)})
+
+    @property
     def torch_device(self) -> torch.device:
         if self.device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")

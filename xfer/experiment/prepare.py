@@ -29,7 +29,7 @@ import torch
 
 from xfer.data.features import FeatureMatrix, build_features
 from xfer.data.normalize import Standardizer
-from xfer.data.splits import Fold, make_folds
+from xfer.data.splits import Fold, make_folds, source_cut
 from xfer.data.store import Store
 from xfer.evaluate.scores import VERDICT_METRIC
 from xfer.io import atomic_write, move_aside, write_text
@@ -56,6 +56,20 @@ class Domain:
     """Date of each row of ``data``."""
 
 
+MIN_TRAIN_ROWS = 50
+"""Training rows a pooled market keeps past its first full window (after validation and embargo)."""
+
+
+def min_history(val_share: float, embargo: int, window: int) -> int:
+    """Fewest model-ready rows a market needs before the cutoff to take part in a domain
+    (:func:`make_domain`): :data:`MIN_TRAIN_ROWS` training rows past the window, after the
+    validation share and one embargo."""
+    n = 1
+    while n - max(1, int(n * val_share)) - embargo < MIN_TRAIN_ROWS + window:
+        n += 1
+    return n
+
+
 def make_domain(mats: dict[str, FeatureMatrix], cols: list[str], cutoff: pd.Timestamp, embargo: int,
                 val_share: float, window: int, device: torch.device | None = None) -> Domain:
     """Pool markets: each cut before ``cutoff``, split train/val in time, standardised alone."""
@@ -64,10 +78,10 @@ def make_domain(mats: dict[str, FeatureMatrix], cols: list[str], cutoff: pd.Time
     for mid, fm in mats.items():
         d = fm.data[fm.data["date"] < cutoff]
         n = len(d)
+        if n < min_history(val_share, embargo, window):
+            raise ValueError(f"Market {mid!r} has only {n} rows before {cutoff.date()}; too few to train on")
         n_val = max(1, int(n * val_share))
         tr_stop = n - n_val - embargo
-        if tr_stop < 50 + window:
-            raise ValueError(f"Market {mid!r} has only {n} rows before {cutoff.date()}; too few to train on")
         x = d[cols].to_numpy(np.float64)
         y = d["target"].to_numpy(np.float64)
         sx, sy = Standardizer.fit(x[:tr_stop]), Standardizer.fit(y[:tr_stop])
@@ -270,10 +284,10 @@ def prepare(cfg: TransferConfig, store: Store | None = None, cache_dir: Path | N
     cache = Path(cache_dir) if cache_dir else st.root / "cache" / "source"
     t0 = time.perf_counter()
     mk = _markets(cfg, st)
-    split = cfg.split.model_copy(update={"horizon": cfg.h, "embargo": max(cfg.h, cfg.split.embargo)})
+    split = cfg.target_split
     tgt = mk.mats[mk.target]
     folds = make_folds(len(tgt.data), split)
-    cutoff = pd.Timestamp(tgt.data["date"].iloc[folds[0].test.start - split.embargo])
+    cutoff = pd.Timestamp(tgt.data["date"].iloc[source_cut(len(tgt.data), split)])
     bb = build_backbone(len(mk.cols), cfg.backbone)
     timings = {"features_s": time.perf_counter() - t0}
     say(f"{len(mk.cols)} shared features, {len(mk.masked)} masked; target folds {len(folds)}; "

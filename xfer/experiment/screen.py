@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 
 from xfer.data.features import FeatureMatrix, build_features
-from xfer.data.splits import make_folds
+from xfer.data.splits import make_folds, source_cut
 from xfer.data.store import Store
 from xfer.evaluate.domain import probe_accuracy
 
@@ -73,9 +73,9 @@ def _sides(cfg: TransferConfig, store: Store, features: dict[str, FeatureMatrix]
             features[m] = build_features(store.load(m).frame, cfg.target_type, cfg.h)
     tgt = features[target]
     cols = [c for c in tgt.feature_names if all(c in features[m].feature_names for m in sources)]
-    split = cfg.split.model_copy(update={"horizon": cfg.h, "embargo": max(cfg.h, cfg.split.embargo)})
+    split = cfg.target_split
     fold = make_folds(len(tgt.data), split)[0]
-    cutoff = pd.Timestamp(tgt.data["date"].iloc[fold.test.start - split.embargo])
+    cutoff = pd.Timestamp(tgt.data["date"].iloc[source_cut(len(tgt.data), split)])
     src = make_domain({m: features[m] for m in sources}, cols, cutoff, split.embargo,
                       cfg.source_val_share, window=1)
     sx, sy = src.data.x.numpy(), src.data.y.numpy()

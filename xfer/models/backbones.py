@@ -45,6 +45,11 @@ class Backbone(nn.Module):
     window: int = 1
     """Past days per input: 1 = one feature vector (batch, F); >1 = (batch, window, F)."""
 
+    @classmethod
+    def input_window(cls, spec: BackboneSpec) -> int:
+        """The ``window`` a backbone built from ``spec`` will have (known before building it)."""
+        return 1
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The representation the head (and a domain discriminator) sees: (batch, hidden)."""
         raise NotImplementedError
@@ -161,9 +166,13 @@ class _CausalConv(nn.Module):
 class TCN(Backbone):
     """Temporal convolution over a window of past days; the last step feeds the head."""
 
+    @classmethod
+    def input_window(cls, spec: BackboneSpec) -> int:
+        return spec.window
+
     def __init__(self, n_features: int, spec: BackboneSpec) -> None:
         super().__init__()
-        self.window = spec.window
+        self.window = self.input_window(spec)
         groups = []
         c = n_features
         for i in range(spec.depth):
@@ -180,7 +189,7 @@ class TCN(Backbone):
         return h[..., -1]
 
 
-BACKBONES: dict[str, Callable[[int, BackboneSpec], Backbone]] = {
+BACKBONES: dict[str, type[Backbone]] = {
     "mlp": MLP,
     "tcn": TCN,
 }

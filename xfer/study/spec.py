@@ -599,8 +599,9 @@ def parse(path: str | Path) -> StudySpec:
 def check_markets(spec: StudySpec, store: Store, path: str | Path) -> None:
     """Everything each pair needs from the store, before any compute: markets and @groups exist,
     the target is one market that is neither a source (a group member included) nor an
-    intermediate of a chain, the backbone exists, and the target is long enough for the
-    horizon and folds (:func:`xfer.experiment.check.problems`)."""
+    intermediate of a chain, the backbone exists, the target is long enough for the horizon and
+    folds, and every source and intermediate has enough history before the target's first test
+    period (:func:`xfer.experiment.check.problems`)."""
     found: list[tuple[str, str, str]] = []
     for i, pair in enumerate(spec.pairs):
         fields = Fields(source=f"pairs[{i}].source", target=f"pairs[{i}].target", chain=f"pairs[{i}].chains",
