@@ -83,7 +83,7 @@ def test_a_fit_does_not_depend_on_its_population() -> None:
             torch.testing.assert_close(r.params[k], alone.params[k], atol=1e-6, rtol=1e-5)
 
 
-@pytest.mark.parametrize("activation", ["relu", "gelu", "silu"])
+@pytest.mark.parametrize("activation", ["leaky_relu", "relu", "gelu", "silu"])
 def test_direct_mlp_step_equals_vmap(activation: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """An MLP without dropout trains with its own batched forward/backward (``stacked_grads``, L2-SP
     as its gradient); the same fits through the generic vmap + autograd path agree to rounding."""

@@ -17,7 +17,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
+ACTIVATIONS: dict[str, type[nn.Module]] = {"leaky_relu": nn.LeakyReLU, "gelu": nn.GELU, "relu": nn.ReLU, "silu": nn.SiLU}
 
 
 class BackboneSpec(BaseModel):
@@ -29,11 +29,12 @@ class BackboneSpec(BaseModel):
     hidden: int = Field(default=64, ge=2, le=4096, description="Width of each hidden layer.")
     depth: int = Field(default=2, ge=1, le=16, description="Hidden layer groups before the head.")
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="Dropout after each group.")
-    activation: Literal["gelu", "relu", "silu"] = Field(
-        default="gelu", description="Nonlinearity of the hidden groups. On a CPU, exact (erf) GELU and SiLU "
-        "cost about as much as the matrix products of the default MLP (GELU forward + backward ~6x ReLU's): "
-        "ReLU trains ~1.4x faster per step. GELU stays the default: with ReLU the known-answer negative "
-        "transfer (tests/transfer, a 16-wide MLP) is no longer detected.")
+    activation: Literal["leaky_relu", "gelu", "relu", "silu"] = Field(
+        default="leaky_relu", description="Nonlinearity of the hidden groups (leaky_relu: slope 0.01). On a CPU, "
+        "exact (erf) GELU's forward + backward cost ~6x leaky ReLU's, about as much as the default MLP's matrix "
+        "products, so leaky ReLU trains ~1.3x faster per step (BENCHMARKS.md). It keeps every known-answer "
+        "verdict (tests/transfer); plain ReLU does not (its dead units lose the opposite-dynamics negative "
+        "transfer of a 16-wide MLP). GELU was the default until 2026-12; the studies behind RESULTS.md pin it.")
     window: int = Field(default=20, ge=1, le=512, description="Past days seen (sequence backbones).")
 
 
@@ -133,7 +134,8 @@ class MLP(Backbone):
         dh = d.transpose(1, 2) * p["head.weight"]  # (P, batch, hidden)
         for i in reversed(range(len(self.features))):
             z, h_in = saved.pop(), saved.pop()
-            dz = _ACT_BACKWARD[type(self.features[i][1])](dh, z, h)
+            act = self.features[i][1]
+            dz = _ACT_BACKWARD[type(act)](act, dh, z, h)
             torch.bmm(dz.transpose(1, 2), h_in, out=out[f"features.{i}.0.weight"])
             torch.sum(dz, dim=1, out=out[f"features.{i}.0.bias"])
             if i:
@@ -141,12 +143,13 @@ class MLP(Backbone):
             h = h_in
 
 
-_ACT_BACKWARD: dict[type, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    nn.ReLU: lambda g, z, h: torch.ops.aten.threshold_backward(g, h, 0),
-    nn.GELU: lambda g, z, h: torch.ops.aten.gelu_backward(g, z),
-    nn.SiLU: lambda g, z, h: torch.ops.aten.silu_backward(g, z),
+_ACT_BACKWARD: dict[type, Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    nn.LeakyReLU: lambda a, g, z, h: torch.ops.aten.leaky_relu_backward(g, z, a.negative_slope, False),
+    nn.ReLU: lambda a, g, z, h: torch.ops.aten.threshold_backward(g, h, 0),
+    nn.GELU: lambda a, g, z, h: torch.ops.aten.gelu_backward(g, z),
+    nn.SiLU: lambda a, g, z, h: torch.ops.aten.silu_backward(g, z),
 }
-"""Gradient through an activation: (upstream gradient, its input, its output) -> gradient of the input."""
+"""Gradient through an activation: (the module, upstream gradient, its input, its output) -> gradient of the input."""
 
 
 class _CausalConv(nn.Module):
