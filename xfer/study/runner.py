@@ -26,6 +26,7 @@ import contextlib
 import json
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -478,12 +479,26 @@ PATH_VARS = ("XFER_HOME", "WANDB_DATA_DIR", "WANDB_CACHE_DIR")
 """Environment variables naming the driver's paths: a shipped run's workers do not get them."""
 
 
+def _stop_ray_behind() -> threading.Thread:
+    """``ray.shutdown()`` in a thread the caller joins later. Stopping a local Ray takes ~1.4 s,
+    mostly waiting (up to 1 s per process) for its processes to exit after SIGTERM; the tables,
+    the W&B summary and the report need no Ray, so they run meanwhile."""
+    import ray
+
+    thread = threading.Thread(target=ray.shutdown, name="xfer-ray-stop", daemon=True)
+    thread.start()
+    return thread
+
+
 def _run_phases(sd: Path, st: Store, spec: StudySpec, all_cells: list[Cell], pending: list[Cell],
                 mode: str, env: dict[str, str], address: str | None, hooks: StudyHooks, console: Console,
-                clock: dict[str, float], loc: StudyStorage | None = None) -> None:
+                clock: dict[str, float], loc: StudyStorage | None = None) -> threading.Thread | None:
     """Phase 1 (sources) and phase 2 (cells) on Ray. On a cluster or with an object-store study
     directory the phases are *shipped* (:mod:`xfer.study.remote`): trials read no path of the
-    driver's and return their files through Tune; a local study on a local Ray writes directly."""
+    driver's and return their files through Tune; a local study on a local Ray writes directly.
+
+    Returns the thread stopping the Ray this call started (:func:`_stop_ray_behind`), None when
+    it found Ray running; on an error Ray is stopped before the error propagates."""
     import ray
     from ray import tune
 
@@ -532,11 +547,11 @@ def _run_phases(sd: Path, st: Store, spec: StudySpec, all_cells: list[Cell], pen
             _tune(trainable, bundles, loc, st.root, spec, "cells", mode, [progress])
         clock["phase2"] = time.perf_counter() - t
         clock["workers"] = float(workers)
-    finally:
-        t = time.perf_counter()
+    except BaseException:
         if started:
             ray.shutdown()
-        clock["ray_stop"] = time.perf_counter() - t
+        raise
+    return _stop_ray_behind() if started else None
 
 
 def run_study(spec_path: str | Path | None = None, *, study_dir: str | Path | None = None, store: Store | None = None,
@@ -589,12 +604,34 @@ def _run_open(loc: StudyStorage, spec: StudySpec, st: Store, address: str | None
         top = table.sort_values("rank").groupby("target")["source"].first()
         console.print(f"pre-screen: {R.SCREEN_FILE} ({len(table)} candidates); "
                       f"most promising: {', '.join(f'{s} for {t}' for t, s in top.items())}", highlight=False)
+    stopping = None
     if pending:
         try:
-            _run_phases(sd, st, spec, all_cells, pending, mode, env, address, hooks, console, clock, loc=loc)
+            stopping = _run_phases(sd, st, spec, all_cells, pending, mode, env, address, hooks, console, clock,
+                                   loc=loc)
         finally:
             loc.push_changed()  # whatever landed, even if the run stops here
     missing = [c.cell_id for c in all_cells if not (sd / "cells" / f"{c.cell_id}.parquet").exists()]
+    try:
+        tables = _finish_study(sd, spec, mode, hooks, report and len(missing) < len(all_cells),  # no report of nothing
+                               clock)
+    finally:
+        t = time.perf_counter()
+        if stopping is not None:
+            stopping.join()
+        clock["ray_stop"] = time.perf_counter() - t  # what is left of it after the steps above
+    clock["total"] = time.perf_counter() - t0
+    write_text(sd / PROFILE_FILE, json.dumps({**clock, "cell_ids": [c.cell_id for c in pending]}, indent=2))
+    loc.push_changed()
+    if missing:
+        raise RuntimeError(f"{len(missing)} cell(s) did not finish (e.g. {missing[0]}); "
+                           f"run `xfer study resume {loc}` to finish them")
+    return StudyRun(sd, len(all_cells), len(pending), time.perf_counter() - t0, tables, str(loc))
+
+
+def _finish_study(sd: Path, spec: StudySpec, mode: str, hooks: StudyHooks, report: bool,
+                  clock: dict[str, float]) -> dict[str, Any]:
+    """The tables, the W&B summary run and the report (``report``: whether to write one); return the tables."""
     t = time.perf_counter()
     tables = R.write_tables(sd)
     clock["tables"] = time.perf_counter() - t
@@ -605,16 +642,10 @@ def _run_open(loc: StudyStorage, spec: StudySpec, st: Store, address: str | None
             hooks.shutdown()
     clock["summary"] = time.perf_counter() - t
     t = time.perf_counter()
-    if report and hooks.report is not None and len(missing) < len(all_cells):  # no report of nothing
+    if report and hooks.report is not None:
         hooks.report(sd)
     clock["report"] = time.perf_counter() - t
-    clock["total"] = time.perf_counter() - t0
-    write_text(sd / PROFILE_FILE, json.dumps({**clock, "cell_ids": [c.cell_id for c in pending]}, indent=2))
-    loc.push_changed()
-    if missing:
-        raise RuntimeError(f"{len(missing)} cell(s) did not finish (e.g. {missing[0]}); "
-                           f"run `xfer study resume {loc}` to finish them")
-    return StudyRun(sd, len(all_cells), len(pending), time.perf_counter() - t0, tables, str(loc))
+    return tables
 
 
 TRIALS_PER_WORKER = 4
