@@ -39,7 +39,8 @@ until the previous way's Ray and W&B processes have exited, :func:`settle`):
 - **xfer**: the same fits through ``xfer study run`` (:func:`xfer.study.runner.run_study` on a
   spec this script writes: ``search.sampler: grid`` over the same learning rates,
   ``hooks=xfer.hooks.default_hooks()``, tracking ``offline``): one Tune trial per cell, the cell's
-  learning rates x seeds trained as one population (48 members), one W&B run per cell and a summary run,
+  learning rates x seeds, and the 4 strategies of one pair and fraction (a cell group) together, trained as
+  one population (192 members), one W&B run per cell and a summary run,
   the verdict tables and ``report.html`` (everything the command does).
 
 Both per-fit ways get the prepared target data through ``tune.with_parameters`` (Tune's way to
@@ -543,7 +544,8 @@ def training_step_rate(backbone: Backbone, data: Data, train: range, val: range,
     """Achieved FLOP/s of :class:`~xfer.train.population.Population` training steps, and the share
     of the machine's GEMM rate it reaches (same thread count).
 
-    ``members`` defaults to a study cell's default population (search batch x seeds). The step
+    ``members`` defaults to a study's default population: a cell group's (search batch x seeds x the
+    default grid's 4 strategies, 48; :func:`xfer.study.cell.group_key`). The step
     time is the marginal one: the difference of two fits of ``epochs[0]`` and ``epochs[1]`` x 50
     steps (early stopping off, validation on 16 rows every 50 steps), so set-up is not counted.
     Each fit length is timed ``repeats`` times, interleaved, and its fastest time is kept (the
@@ -552,7 +554,7 @@ def training_step_rate(backbone: Backbone, data: Data, train: range, val: range,
     """
     from xfer.study.spec import Grid
 
-    members = members or Search().batch_size * Grid().seeds
+    members = members or Search().batch_size * Grid().seeds * len(Grid().strategies)
     settle()
     old = torch.get_num_threads()
     torch.set_num_threads(threads)

@@ -54,19 +54,25 @@ def test_cells_are_bundled_into_enough_trials_to_keep_every_worker_busy() -> Non
         bundles = runner.bundle_cells(pending, workers)
         assert sorted(i for b in bundles for i in b) == sorted(c.cell_id for c in pending)  # each cell once
         # enough trials for every worker, and none empty
-        assert len(bundles) >= min(len(pending), runner.TRIALS_PER_WORKER * workers) and all(bundles)
+        n_groups = len(runner.cell_units(sorted(pending, key=lambda c: -c.fraction)))  # 10: pair x fraction
+        assert len(bundles) >= min(n_groups, runner.TRIALS_PER_WORKER * workers) and all(bundles)
         by_id = {c.cell_id: c for c in pending}
         for b in bundles:  # a bundle shares one preparation: same pair, chain and DANN setting
             assert len({(by_id[i].pair.pair_id, by_id[i].chain_id, by_id[i].dann) for i in b}) == 1
+        units = runner.cell_units(sorted(pending, key=lambda c: -c.fraction))
+        whole = {tuple(c.cell_id for c in u) for u in units}
+        for b in bundles:  # a bundle is whole cell groups (one pair, chain, fraction: 4 strategies here)
+            cut = [tuple(b[i:i + 4]) for i in range(0, len(b), 4)]
+            assert all(u in whole for u in cut), b
         sizes = [len(b) for b in bundles]
-        assert sizes[-workers:] == [1] * min(workers, len(sizes))  # the tail: one cell per trial
-        # guided: each bundle is at most its share of the cells left when it was cut
+        assert sizes[-workers:] == [4] * min(workers, len(sizes))  # the tail: one group per trial
+        # guided: each bundle is at most its share of the cells left when it was cut (or one group)
         left = len(pending)
         for size in sizes:
-            assert size <= max(1, -(-left // (runner.TRIALS_PER_WORKER * workers)))
+            assert size <= max(4, -(-left // (runner.TRIALS_PER_WORKER * workers)))
             left -= size
-    sizes = [len(b) for b in runner.bundle_cells(pending, 2)]  # 40 cells, 2 workers: 5 first, 1s last
-    assert sizes[0] == 5 and sizes[-4:] == [1, 1, 1, 1] and len(sizes) < 40
+    sizes = [len(b) for b in runner.bundle_cells(pending, 2)]  # 40 cells, 2 workers: 4 first, one group each
+    assert sizes == [4] * 10
     assert runner._workers(spec.model_copy(update={"resources": spec.resources.model_copy(
         update={"cpus_per_trial": 1, "gpus_per_trial": 0.5, "max_concurrent": 3})}), {"CPU": 16, "GPU": 1}) == 2
 

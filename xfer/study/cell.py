@@ -258,29 +258,65 @@ class _Clock:
         return timed()
 
 
-def _search(spec: StudySpec, cell: Cell, ctx: Context, study: optuna.Study, report: Report,
-            tracker: Any, clock: _Clock | None = None) -> dict[int, dict[int, list[MemberResult]]]:
-    """Run the cell's trials (a fresh study: :func:`open_search`); return every trial's fits."""
+def group_key(cell: Cell) -> tuple[str, str, float] | None:
+    """Cells that train as one population (a *cell group*): one pair, chain and target fraction,
+    every strategy. A member's fit does not depend on its population (any of two or more members:
+    :class:`~xfer.train.population.Population`), so a cell's results are the same in a group and
+    alone, and resume stays exact. Not grouped (None): a DANN cell (its members take the
+    auxiliary-loss path, which would move a scratch member off the direct one) and dropout (its
+    masks are drawn for the whole population)."""
+    if cell.dann or cell.setup.backbone.dropout > 0:
+        return None
+    return (cell.pair.pair_id, cell.chain_id, cell.fraction)
+
+
+@dataclasses.dataclass
+class _Open:
+    """A cell whose search is under way: its prepared experiment, Optuna study, fits, clock."""
+
+    cell: Cell
+    ctx: Context
+    study: optuna.Study
+    report: Report
+    tracker: Any
+    clock: _Clock
+    t0: float
+    kept: dict[int, dict[int, list[MemberResult]]] = dataclasses.field(default_factory=dict)
+
+
+def _search(spec: StudySpec, opened: list[_Open]) -> None:
+    """Run the cells' searches in lockstep: each round every cell asks its batch of trials, all
+    the batches train as one population per fold (a cell alone: its own batch), and each cell is
+    told its trials' losses. A cell's Optuna study sees exactly what it sees alone."""
     budget = spec.search.trials_per_cell
-    kept: dict[int, dict[int, list[MemberResult]]] = {}
+    ctx = next((o.ctx for o in opened if STRATEGIES[o.cell.strategy].uses_source), opened[0].ctx)
     done = 0
     while done < budget:
         n = min(spec.search.batch_size, budget - done)
-        trials = [study.ask() for _ in range(n)]
-        cands = [candidate(spec, cell, suggest(spec, cell, t)) for t in trials]
-        with clock("train") if clock else contextlib.nullcontext():
-            by_fold = fit_candidates(ctx, cell.fraction, cands)
-        for ci, t in enumerate(trials):
-            fits = _by_candidate(by_fold, ci)
-            per_fold = {str(f): float(np.mean([r.best_val for r in rs])) for f, rs in fits.items()}
-            t.set_user_attr("val_by_fold", per_fold)
-            study.tell(t, per_fold[str(ctx.folds[0].index)])
-            kept[t.number] = fits
+        asked = []
+        for o in opened:
+            with o.clock("optuna"):
+                trials = [o.study.ask() for _ in range(n)]
+                asked.append((o, trials, [candidate(spec, o.cell, suggest(spec, o.cell, t)) for t in trials]))
+        every = [c for _, _, cands in asked for c in cands]
+        t = time.perf_counter()
+        by_fold = fit_candidates(ctx, opened[0].cell.fraction, every)
+        train_s = time.perf_counter() - t
+        first = 0
+        for o, trials, cands in asked:
+            o.clock.parts["train"] += train_s * len(cands) / len(every)  # the group's time, by members
+            with o.clock("optuna"):
+                for ci, t in enumerate(trials):
+                    fits = _by_candidate(by_fold, first + ci)
+                    per_fold = {str(f): float(np.mean([r.best_val for r in rs])) for f, rs in fits.items()}
+                    t.set_user_attr("val_by_fold", per_fold)
+                    o.study.tell(t, per_fold[str(o.ctx.folds[0].index)])
+                    o.kept[t.number] = fits
+                o.report({"trials_done": done + n, "best_val": float(o.study.best_value), "cell_finished": False})
+                if o.tracker is not None:
+                    o.tracker.log({"trials_done": done + n, "best_val_loss": float(o.study.best_value)}, step=done + n)
+            first += len(cands)
         done += n
-        report({"trials_done": done, "best_val": float(study.best_value), "cell_finished": False})
-        if tracker is not None:
-            tracker.log({"trials_done": done, "best_val_loss": float(study.best_value)}, step=done)
-    return kept
 
 
 def run_cell(spec: StudySpec, study_dir: Path, cell_id: str, store: Store,
@@ -291,26 +327,48 @@ def run_cell(spec: StudySpec, study_dir: Path, cell_id: str, store: Store,
     ``timings``: seconds already spent on the cell by the caller (e.g. ``tracking``: opening its
     W&B run), added to the cell's ``time_<part>_s`` columns. ``node_id``: the Ray node that ran it
     (the ``node_id`` column; empty outside Ray)."""
-    t0 = time.perf_counter() - sum((timings or {}).values())
-    clock = _Clock(timings)
-    report = report or (lambda _m: None)
-    cell = {c.cell_id: c for c in cells(spec)}[cell_id]
-    out = study_dir / "cells" / f"{cell_id}.parquet"
-    if cell_id in finished_cells(study_dir, [cell_id], _warn):  # an unreadable one is set aside
-        report({"trials_done": spec.search.trials_per_cell, "cell_finished": True, "skipped": True})
-        return out
-    with clock("prepare"):
-        ctx = _context(cell, study_dir, store)
-    t = time.perf_counter()
-    study = open_search(spec, study_dir, cell)
-    kept = _search(spec, cell, ctx, study, report, tracker, clock)
-    clock.parts["optuna"] += time.perf_counter() - t - clock.parts["train"]  # the search minus its training
+    return run_cells(spec, study_dir, [cell_id], store, {cell_id: report} if report else None,
+                     {cell_id: tracker} if tracker is not None else None, {cell_id: timings or {}}, node_id)[0]
+
+
+def run_cells(spec: StudySpec, study_dir: Path, cell_ids: list[str], store: Store,
+              reports: dict[str, Report] | None = None, trackers: dict[str, Any] | None = None,
+              timings: dict[str, dict[str, float]] | None = None, node_id: str = "") -> list[Path]:
+    """:func:`run_cell` for the cells of one group (:func:`group_key`), their searches trained
+    together (:func:`_search`); return their results files. Finished cells are skipped."""
+    by_id = {c.cell_id: c for c in cells(spec)}
+    if len({group_key(by_id[c]) or c for c in cell_ids}) > 1:
+        raise ValueError(f"cells {cell_ids} are not one cell group")
+    reports, trackers, timings = reports or {}, trackers or {}, timings or {}
+    opened: list[_Open] = []
+    for cid in cell_ids:
+        report = reports.get(cid) or (lambda _m: None)
+        if cid in finished_cells(study_dir, [cid], _warn):  # an unreadable one is set aside
+            report({"trials_done": spec.search.trials_per_cell, "cell_finished": True, "skipped": True})
+            continue
+        clock = _Clock(timings.get(cid))
+        t0 = time.perf_counter() - sum(clock.parts.values())
+        with clock("prepare"):
+            ctx = _context(by_id[cid], study_dir, store)
+        with clock("optuna"):
+            study = open_search(spec, study_dir, by_id[cid])
+        opened.append(_Open(by_id[cid], ctx, study, report, trackers.get(cid), clock, t0))
+    if opened:
+        _search(spec, opened)
+    for o in opened:
+        _finish(spec, study_dir, o, node_id)
+    return [study_dir / "cells" / f"{cid}.parquet" for cid in cell_ids]
+
+
+def _finish(spec: StudySpec, study_dir: Path, o: _Open, node_id: str) -> None:
+    """Evaluate a searched cell's chosen fits per fold and write its test days and results."""
+    cell, ctx, clock = o.cell, o.ctx, o.clock
     budget = spec.search.trials_per_cell
-    chosen = choose_per_fold(study.get_trials(deepcopy=False), [f.index for f in ctx.folds])
+    chosen = choose_per_fold(o.study.get_trials(deepcopy=False), [f.index for f in ctx.folds])
     rows, days = [], []
     for fold in ctx.folds:
         t = chosen[fold.index]
-        fits = kept[t.number]  # every trial of the (fresh) study ran here
+        fits = o.kept[t.number]  # every trial of the (fresh) study ran here
         with clock("evaluate"):
             fit_rows, fit_days = evaluate_fits(ctx, fold, cell.fraction, fits[fold.index])
         p = knob_values(spec, t.params)
@@ -324,23 +382,22 @@ def run_cell(spec: StudySpec, study_dir: Path, cell_id: str, store: Store,
     keys = {"pair": cell.pair.pair_id, "source": ",".join(cell.pair.source), "target": cell.pair.target,
             "chain": cell.chain_id, "dann_weight": 1.0 if cell.dann else 0.0}
     with clock("write"):
-        write_parquet(day_frame(days, keys), study_dir / "days" / f"{cell_id}.parquet")
+        write_parquet(day_frame(days, keys), study_dir / "days" / f"{cell.cell_id}.parquet")
         frame = pd.DataFrame(rows)
     metric = ctx.metric
     frame = frame.assign(
         **keys, metric=metric, val_score=frame["val_loss"], test_score=frame[f"test_{metric}"], cell_id=cell.cell_id,
-        trials=budget, seconds=time.perf_counter() - t0, study=spec.name, xfer_version=_version(),
+        trials=budget, seconds=time.perf_counter() - o.t0, study=spec.name, xfer_version=_version(),
         torch_version=torch.__version__, python_version=platform.python_version(), node_id=node_id,
         **{f"time_{k}_s": v for k, v in clock.parts.items()},
     )
-    write_parquet(frame, out)
+    write_parquet(frame, study_dir / "cells" / f"{cell.cell_id}.parquet")
     summary = {"val_score": float(frame["val_score"].mean()), "test_score": float(frame["test_score"].mean()),
                "trials_done": budget, "cell_finished": True}
-    report(summary)
-    if tracker is not None:
-        best = study.best_trial
-        tracker.finish({**summary, "metric": metric, **{f"best_{k}": v for k, v in best.params.items()}})
-    return out
+    o.report(summary)
+    if o.tracker is not None:
+        best = o.study.best_trial
+        o.tracker.finish({**summary, "metric": metric, **{f"best_{k}": v for k, v in best.params.items()}})
 
 
 def _warn(message: str) -> None:

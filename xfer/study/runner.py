@@ -135,28 +135,46 @@ def _raise_fatal(results: Any) -> None:
 
 
 def cell_trainable(config: dict[str, Any], cell_tracker: CellTracker | None = None) -> None:
-    """Phase 2 trial: a bundle of cells, one after another, each tracked by the hook's tracker (one
-    W&B run per cell) when there is one. Each cell starts from the same torch seed, so a cell's
+    """Phase 2 trial: a bundle of cells, one cell group after another (:func:`~xfer.study.cell.group_key`:
+    a group's searches train as one population), each cell tracked by the hook's tracker (one W&B
+    run per cell) when there is one. Each group starts from the same torch seed, so a cell's
     results do not depend on its bundle (or on what the reused worker ran before)."""
     import ray
     import torch
 
-    from xfer.study.cell import run_cell
+    from xfer.study.cell import run_cells
 
     torch.set_num_threads(max(1, int(config["cpus"])))
     study_dir, spec, bundle = _cells(config)
     node_id = ray.get_runtime_context().get_node_id()
     with _stop_on_write_error():
-        for cell in bundle:
+        for unit in cell_units(bundle):
             torch.manual_seed(0)
-            tracker = None
-            done = (study_dir / "cells" / f"{cell.cell_id}.parquet").exists()
-            t = time.perf_counter()
-            if cell_tracker is not None and config["wandb_mode"] != "disabled" and not done:
-                tracker = cell_tracker(study_dir, spec, cell, config["wandb_mode"])
-            run_cell(spec, study_dir, cell.cell_id, Store(config["store_root"]),
-                     report=lambda m, c=cell.cell_id: _report({**m, "cell_id": c}), tracker=tracker,
-                     timings={"tracking": time.perf_counter() - t}, node_id=node_id)
+            trackers, timings = {}, {}
+            for cell in unit:
+                t = time.perf_counter()
+                done = (study_dir / "cells" / f"{cell.cell_id}.parquet").exists()
+                if cell_tracker is not None and config["wandb_mode"] != "disabled" and not done:
+                    trackers[cell.cell_id] = cell_tracker(study_dir, spec, cell, config["wandb_mode"])
+                timings[cell.cell_id] = {"tracking": time.perf_counter() - t}
+            run_cells(spec, study_dir, [c.cell_id for c in unit], Store(config["store_root"]),
+                      reports={c.cell_id: (lambda m, c=c.cell_id: _report({**m, "cell_id": c})) for c in unit},
+                      trackers=trackers, timings=timings, node_id=node_id)
+
+
+def cell_units(ordered: list[Cell]) -> list[list[Cell]]:
+    """Consecutive cells of one cell group (:func:`~xfer.study.cell.group_key`) as one unit; an
+    ungrouped cell is a unit of its own."""
+    from xfer.study.cell import group_key
+
+    units: list[list[Cell]] = []
+    for c in ordered:
+        key = group_key(c)
+        if units and key is not None and group_key(units[-1][0]) == key:
+            units[-1].append(c)
+        else:
+            units.append([c])
+    return units
 
 
 # ----------------------------------------------------------------------- driver
@@ -664,26 +682,32 @@ def _workers(spec: StudySpec, resources: dict[str, float]) -> int:
 
 
 def bundle_cells(pending: list[Cell], workers: int) -> list[list[str]]:
-    """The cells as Tune trials: bundles of cells that share a preparation (pair, chain, DANN;
-    the larger target fractions first, then grid order), largest bundles first. A trial costs Tune a fraction of a
+    """The cells as Tune trials: bundles of cell groups (:func:`cell_units`: one pair, chain and
+    fraction, trained as one population) that share a preparation (pair, chain, DANN; the larger
+    target fractions first, then grid order), largest bundles first. A trial costs Tune a fraction of a
     second to start and report; a small cell trains in about as long, so one trial per cell
     spends much of a study on Tune. But a large last bundle leaves the other workers idle while
     it runs, so sizes shrink as the study goes (guided self-scheduling: a bundle takes
-    ``1 / (TRIALS_PER_WORKER * workers)`` of the cells still unbundled, at least one): the last
-    trials are single cells. Tune starts trials in this order. A cell's results do not depend
+    ``1 / (TRIALS_PER_WORKER * workers)`` of the cells still unbundled, at least one group): the
+    last trials are single groups. Tune starts trials in this order. A cell's results do not depend
     on its bundle (:func:`cell_trainable`)."""
-    groups: dict[tuple[str, str, bool], list[str]] = {}
+    groups: dict[tuple[str, str, bool], list[Cell]] = {}
     for c in sorted(pending, key=lambda c: -c.fraction):  # stable: the larger (slower) fits first
-        groups.setdefault((c.pair.pair_id, c.chain_id, c.dann), []).append(c.cell_id)
+        groups.setdefault((c.pair.pair_id, c.chain_id, c.dann), []).append(c)
     out: list[list[str]] = []
     left = len(pending)
-    for ids in groups.values():
+    for ordered in groups.values():
+        units = cell_units(ordered)
         i = 0
-        while i < len(ids):
-            size = max(1, -(-left // (TRIALS_PER_WORKER * workers)))  # ceil
-            out.append(ids[i: i + size])  # never across a preparation group
-            i += len(out[-1])
-            left -= len(out[-1])
+        while i < len(units):
+            size = max(1, -(-left // (TRIALS_PER_WORKER * workers)))  # ceil, in cells
+            bundle = [c.cell_id for c in units[i]]
+            i += 1
+            while i < len(units) and len(bundle) + len(units[i]) <= size:  # never across a group or a preparation
+                bundle += [c.cell_id for c in units[i]]
+                i += 1
+            out.append(bundle)
+            left -= len(bundle)
     return out
 
 
