@@ -302,6 +302,16 @@ MONOTONE_COLUMNS = ("monotone_fraction", "monotone_ci_low", "monotone_ci_high")
 first-passage statistic of the contract columns."""
 
 
+def _full_scratch(models: pd.DataFrame) -> dict[Any, Days]:
+    """Per pair, scratch at its largest fraction (in the pair's first chain): the sizing reference,
+    built once per pair rather than filtered out of every row for each curve."""
+    out = {}
+    for pair, sc in models[models["strategy"] == "scratch"].groupby("pair", sort=False):
+        sc = sc[sc["chain"] == sc["chain"].iloc[0]]
+        out[pair] = Days(sc[sc["fraction"] == sc["fraction"].max()])
+    return out
+
+
 def sizing(days: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
     """Required fraction per strategy: where its curve first reaches scratch at the largest
     fraction, with an interval from the same day-level resampling (all fractions jointly); and
@@ -310,15 +320,15 @@ def sizing(days: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
     if models.empty:
         return pd.DataFrame(columns=[*SIZING_COLUMNS, *MONOTONE_COLUMNS])
     keys = ["pair", "source", "target", "chain", "strategy", "dann_weight"]
+    refs = _full_scratch(models)
+    cols, fraction = DayColumns.of(models), models["fraction"].to_numpy()
     rows = []
-    for key, g in models.groupby(keys, sort=True):
+    for key, at in models.groupby(keys, sort=True).indices.items():
         k = dict(zip(keys, key, strict=True))
-        sc = models[(models["strategy"] == "scratch") & (models["pair"] == k["pair"])]
-        sc = sc[sc["chain"] == sc["chain"].iloc[0]] if len(sc) else sc
-        if sc.empty:
+        ref = refs.get(k["pair"])
+        if ref is None:
             continue
-        ref = Days(sc[sc["fraction"] == sc["fraction"].max()])
-        by_frac = {float(f): Days(gg) for f, gg in g.groupby("fraction")}
+        by_frac = {float(f): Days(cols.take(at[fraction[at] == f])) for f in np.unique(fraction[at])}
         common = ref.rows
         for d in by_frac.values():
             common = np.intersect1d(common, d.rows)
