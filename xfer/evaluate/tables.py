@@ -288,8 +288,7 @@ def curves(days: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
         return pd.DataFrame(columns=list(CURVE_COLUMNS))
     keys = ["pair", "source", "target", "chain", "strategy", "dann_weight", "fraction"]
     rows = []
-    for key, g in days.drop_duplicates([*keys, "seed", "row"]).groupby(keys, sort=True):
-        d = Days(g)
+    for key, d in _groups(days.drop_duplicates([*keys, "seed", "row"]), keys).items():
         t = paired_day_test(d.x, horizon=d.horizon, level=0.9)
         rows.append({**dict(zip(keys, key, strict=True)), "metric": metric or "score", "mean": d.mean,
                      "ci_low": t.ci_low, "ci_high": t.ci_high, "n": d.x.shape[1]})
@@ -433,9 +432,11 @@ def pooled(days: pd.DataFrame, groups: dict[str, str] | None = None, metric: str
 def comparisons(days: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
     """Chain vs direct and DANN vs none, paired day by day and seed by seed (Holm over the table)."""
     models = days[~days["strategy"].isin([*ALL_BASELINES, "scratch"])]
+    tests: dict[tuple[Any, ...], dict[tuple[Any, ...], Days]] = {}  # (pair, strategy, fraction) -> its cells
+    for (*test, chain, w), d in _groups(models, ["pair", "strategy", "fraction", "chain", "dann_weight"]).items():
+        tests.setdefault(tuple(test), {})[(chain, w)] = d
     rows: list[dict[str, Any]] = []
-    for (pair, strategy, fraction), g in models.groupby(["pair", "strategy", "fraction"], sort=True):
-        cells = _groups(g, ["chain", "dann_weight"])
+    for (pair, strategy, fraction), cells in tests.items():
         direct = cells.get(("direct", 0.0))
 
         def add(kind: str, variant: str, a: Days, b: Days, pair: Any = pair, strategy: Any = strategy,
