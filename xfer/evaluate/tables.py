@@ -23,7 +23,7 @@ import tempfile
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -79,17 +79,39 @@ def require_columns(frame: pd.DataFrame, needed: Iterable[str], what: str) -> No
 # ----------------------------------------------------------------------- day matrices
 
 
-class Days:
-    """One model's (or baseline's) test days as a ``(n_seeds, n_days)`` score matrix."""
+class DayColumns(NamedTuple):
+    """The columns a :class:`Days` reads, as numpy arrays: read from a frame once, then any
+    group's taken by positions (a pandas group copies every column, the strings included)."""
 
-    def __init__(self, g: pd.DataFrame) -> None:
-        m = g.pivot_table(index="seed", columns="row", values="score", aggfunc="mean").sort_index(axis=1)
-        self.seeds = m.index.to_numpy()
-        self.rows = m.columns.to_numpy()
-        self.x = m.to_numpy(np.float64)
-        self.horizon = int(g["horizon"].max())
-        self.dates = (g.groupby("row")["date"].first().reindex(self.rows).to_numpy()
-                      if "date" in g else np.array([], dtype="datetime64[ns]"))
+    seed: np.ndarray
+    row: np.ndarray
+    score: np.ndarray
+    horizon: np.ndarray
+    date: np.ndarray | None
+
+    @classmethod
+    def of(cls, g: pd.DataFrame) -> DayColumns:
+        return cls(g["seed"].to_numpy(), g["row"].to_numpy(), g["score"].to_numpy(np.float64),
+                   g["horizon"].to_numpy(), g["date"].to_numpy() if "date" in g else None)
+
+    def take(self, at: np.ndarray) -> DayColumns:
+        return DayColumns(*(None if a is None else a[at] for a in self))
+
+
+class Days:
+    """One model's (or baseline's) test days as a ``(n_seeds, n_days)`` score matrix.
+
+    The matrix is what ``pivot_table(index="seed", columns="row", values="score",
+    aggfunc="mean")`` gives, bit for bit (tests/evaluate/test_days_matrix.py), built with numpy:
+    the pivot was most of the tables' time.
+    """
+
+    def __init__(self, g: pd.DataFrame | DayColumns) -> None:
+        c = g if isinstance(g, DayColumns) else DayColumns.of(g)
+        self.seeds, self.rows, self.x = _seed_day_matrix(c.seed, c.row, c.score)
+        self.horizon = int(c.horizon.max())
+        self.dates = (_first_dates(c.row, c.date, self.rows) if c.date is not None
+                      else np.array([], dtype="datetime64[ns]"))
 
     @property
     def mean(self) -> float:
@@ -98,6 +120,52 @@ class Days:
     def on(self, rows: np.ndarray) -> np.ndarray:
         """The matrix restricted to ``rows`` (a subset of this one's rows, in order)."""
         return self.x[:, np.searchsorted(self.rows, rows)]
+
+
+def _seed_day_matrix(seed: np.ndarray, row: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Sorted seeds, sorted rows and the mean score of each (seed, row), NaN where it has none;
+    seeds and rows without a single non-NaN mean dropped (pivot_table's ``dropna``)."""
+    ok = ~np.isnan(score)
+    seeds, si = np.unique(seed[ok], return_inverse=True)
+    rows, ri = np.unique(row[ok], return_inverse=True)
+    x = _group_means(si * len(rows) + ri, score[ok], len(seeds) * len(rows)).reshape(len(seeds), len(rows))
+    have = ~np.isnan(x)
+    keep_s, keep_r = have.any(axis=1), have.any(axis=0)
+    return seeds[keep_s], rows[keep_r], x[np.ix_(keep_s, keep_r)]
+
+
+def _group_means(label: np.ndarray, value: np.ndarray, n: int) -> np.ndarray:
+    """pandas' group mean (``group_mean``: a Kahan-compensated sum in row order, over the count),
+    so duplicated entries average to the same bits; one vectorised step per duplicate rank."""
+    order = np.argsort(label, kind="stable")
+    lab = label[order]
+    pos = np.arange(len(lab))
+    rank = pos - np.maximum.accumulate(np.where(np.r_[True, lab[1:] != lab[:-1]], pos, 0))
+    total, comp, count = np.zeros(n), np.zeros(n), np.zeros(n)
+    for k in range(int(rank.max()) + 1 if len(rank) else 0):
+        at = order[rank == k]
+        g = label[at]
+        y = value[at] - comp[g]
+        t = total[g] + y
+        with np.errstate(invalid="ignore"):
+            c = t - total[g] - y
+        comp[g] = np.where(np.isnan(c), 0.0, c)  # an infinite value: pandas resets the compensation
+        total[g] = t
+        count[g] += 1
+    out = np.full(n, np.nan)
+    np.divide(total, count, out=out, where=count > 0)
+    return out
+
+
+def _first_dates(row: np.ndarray, date: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Each of ``rows``' first non-missing date (groupby ``first``), NaT where it has none."""
+    ok = ~np.isnat(date)
+    have, first = np.unique(row[ok], return_index=True)
+    pos = np.minimum(np.searchsorted(have, rows), max(len(have) - 1, 0))
+    hit = have[pos] == rows if len(have) else np.zeros(len(rows), dtype=bool)
+    out = np.full(len(rows), np.datetime64("NaT"), dtype=date.dtype)
+    out[hit] = date[ok][first[pos[hit]]]
+    return out
 
 
 def paired(a: Days, b: Days) -> np.ndarray:
@@ -128,7 +196,11 @@ def _detectable(out: pd.DataFrame, tested: pd.Series | None = None) -> pd.Series
 
 
 def _groups(days: pd.DataFrame, keys: list[str]) -> dict[tuple[Any, ...], Days]:
-    return {k if isinstance(k, tuple) else (k,): Days(g) for k, g in days.groupby(keys, sort=True)}
+    """Each group's :class:`Days` by its positions: the day columns are read once, not copied
+    with every other column into a frame per group."""
+    cols = DayColumns.of(days)
+    return {k if isinstance(k, tuple) else (k,): Days(cols.take(at))
+            for k, at in days.groupby(keys, sort=True).indices.items()}
 
 
 # ----------------------------------------------------------------------- verdicts
@@ -216,8 +288,7 @@ def curves(days: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
         return pd.DataFrame(columns=list(CURVE_COLUMNS))
     keys = ["pair", "source", "target", "chain", "strategy", "dann_weight", "fraction"]
     rows = []
-    for key, g in days.drop_duplicates([*keys, "seed", "row"]).groupby(keys, sort=True):
-        d = Days(g)
+    for key, d in _groups(days.drop_duplicates([*keys, "seed", "row"]), keys).items():
         t = paired_day_test(d.x, horizon=d.horizon, level=0.9)
         rows.append({**dict(zip(keys, key, strict=True)), "metric": metric or "score", "mean": d.mean,
                      "ci_low": t.ci_low, "ci_high": t.ci_high, "n": d.x.shape[1]})
@@ -230,6 +301,16 @@ MONOTONE_COLUMNS = ("monotone_fraction", "monotone_ci_low", "monotone_ci_high")
 first-passage statistic of the contract columns."""
 
 
+def _full_scratch(models: pd.DataFrame) -> dict[Any, Days]:
+    """Per pair, scratch at its largest fraction (in the pair's first chain): the sizing reference,
+    built once per pair rather than filtered out of every row for each curve."""
+    out = {}
+    for pair, sc in models[models["strategy"] == "scratch"].groupby("pair", sort=False):
+        sc = sc[sc["chain"] == sc["chain"].iloc[0]]
+        out[pair] = Days(sc[sc["fraction"] == sc["fraction"].max()])
+    return out
+
+
 def sizing(days: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
     """Required fraction per strategy: where its curve first reaches scratch at the largest
     fraction, with an interval from the same day-level resampling (all fractions jointly); and
@@ -238,15 +319,15 @@ def sizing(days: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
     if models.empty:
         return pd.DataFrame(columns=[*SIZING_COLUMNS, *MONOTONE_COLUMNS])
     keys = ["pair", "source", "target", "chain", "strategy", "dann_weight"]
+    refs = _full_scratch(models)
+    cols, fraction = DayColumns.of(models), models["fraction"].to_numpy()
     rows = []
-    for key, g in models.groupby(keys, sort=True):
+    for key, at in models.groupby(keys, sort=True).indices.items():
         k = dict(zip(keys, key, strict=True))
-        sc = models[(models["strategy"] == "scratch") & (models["pair"] == k["pair"])]
-        sc = sc[sc["chain"] == sc["chain"].iloc[0]] if len(sc) else sc
-        if sc.empty:
+        ref = refs.get(k["pair"])
+        if ref is None:
             continue
-        ref = Days(sc[sc["fraction"] == sc["fraction"].max()])
-        by_frac = {float(f): Days(gg) for f, gg in g.groupby("fraction")}
+        by_frac = {float(f): Days(cols.take(at[fraction[at] == f])) for f in np.unique(fraction[at])}
         common = ref.rows
         for d in by_frac.values():
             common = np.intersect1d(common, d.rows)
@@ -351,9 +432,11 @@ def pooled(days: pd.DataFrame, groups: dict[str, str] | None = None, metric: str
 def comparisons(days: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
     """Chain vs direct and DANN vs none, paired day by day and seed by seed (Holm over the table)."""
     models = days[~days["strategy"].isin([*ALL_BASELINES, "scratch"])]
+    tests: dict[tuple[Any, ...], dict[tuple[Any, ...], Days]] = {}  # (pair, strategy, fraction) -> its cells
+    for (*test, chain, w), d in _groups(models, ["pair", "strategy", "fraction", "chain", "dann_weight"]).items():
+        tests.setdefault(tuple(test), {})[(chain, w)] = d
     rows: list[dict[str, Any]] = []
-    for (pair, strategy, fraction), g in models.groupby(["pair", "strategy", "fraction"], sort=True):
-        cells = _groups(g, ["chain", "dann_weight"])
+    for (pair, strategy, fraction), cells in tests.items():
         direct = cells.get(("direct", 0.0))
 
         def add(kind: str, variant: str, a: Days, b: Days, pair: Any = pair, strategy: Any = strategy,

@@ -68,9 +68,25 @@ def finished_cells(study_dir: Path, cell_ids: Iterable[str], say: Callable[[str]
 
 
 def _union(files: list[Path], columns: tuple[str, ...]) -> pd.DataFrame:
+    """The files' rows in order. Concatenated as Arrow tables, converted once: a pandas frame per
+    file and ``pd.concat`` took 5 of 6 s on a 486-file study (the string columns); files whose
+    schemas differ go through ``pd.concat``, whose column union the tables have always had."""
     if not files:
         return pd.DataFrame(columns=list(columns))
-    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    tables = [pq.read_table(f) for f in files]
+    if not all(t.schema.equals(tables[0].schema) for t in tables):
+        return pd.concat([t.to_pandas() for t in tables], ignore_index=True)
+    return _one_chunk(pa.concat_tables(tables)).to_pandas().reset_index(drop=True)
+
+
+def _one_chunk(table: pa.Table) -> pa.Table:
+    """``table`` with one chunk per column: the tables' filters and groupbys on string columns of
+    a file per chunk were 5-15x slower (1.9 s against 0.1 s for one filter of 1.6M rows). Kept
+    chunked where a column's strings pass Arrow's 2 GiB offsets."""
+    try:
+        return table.combine_chunks()
+    except pa.ArrowInvalid:
+        return table
 
 
 def collect(study_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
