@@ -121,3 +121,25 @@ def test_flat_layout_round_trip(shapes: dict[str, tuple[int, ...]]) -> None:
     keep = torch.tensor([True, False, True])
     sub = lay.subset(2).views(lay.take(flat, keep))
     assert all(torch.equal(v, params[k][keep]) for k, v in sub.items())
+
+
+def test_chunks_change_no_bit_of_any_fit() -> None:
+    """On a CPU a large population trains in chunks (``Population.cpu_chunk``): 13 members in
+    chunks of at most 4 (4 chunks: 4, 3, 3, 3) give exactly the fits of one population of 13."""
+    from xfer.train.population import _chunks
+
+    assert [len(c) for c in _chunks(list(range(13)), 4)] == [4, 3, 3, 3]
+    assert [len(c) for c in _chunks(list(range(5)), 4)] == [3, 2]  # never a chunk of one
+    assert [len(c) for c in _chunks(list(range(48)), 12)] == [12] * 4
+    torch.manual_seed(3)
+    x = torch.randn(700, 5)
+    data = Data(x, 0.5 * x[:, 1] + 0.3 * torch.randn(700))
+    bb = build_backbone(5, BackboneSpec(hidden=8))
+    cfg = TrainConfig(batch_size=16, steps_per_epoch=4, max_epochs=6, patience=2)
+    members = [Member(plan_for("scratch", 3), lr=10 ** -(1 + i % 3), seed=i, train=range(0, 500)) for i in range(13)]
+    whole, chunked = Population(bb, cfg), Population(bb, cfg)
+    whole.cpu_chunk, chunked.cpu_chunk = 100, 4
+    for a, b in zip(whole.fit(members, data, range(550, 700)), chunked.fit(members, data, range(550, 700)), strict=True):
+        assert (a.best_val, a.best_step, a.epochs, a.val_curve) == (b.best_val, b.best_step, b.epochs, b.val_curve)
+        for k in a.params:
+            assert torch.equal(a.params[k], b.params[k]), k
