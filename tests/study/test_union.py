@@ -36,3 +36,24 @@ def test_differing_schemas_fall_back_to_pandas_concat(tmp_path: Path) -> None:
 
 def test_no_files_is_the_empty_contract_frame() -> None:
     assert list(_union([], ("a", "b")).columns) == ["a", "b"]
+
+
+def test_a_file_read_ahead_and_replaced_since_is_read_again(tmp_path: Path) -> None:
+    """The driver reads each cell's files as the cell finishes (``read_ahead``); the tables take
+    those only while the file is the one that was read."""
+    import pandas as pd
+
+    from xfer.study import results as R
+
+    (tmp_path / "cells").mkdir()
+    (tmp_path / "days").mkdir()
+    for sub in ("cells", "days"):
+        pd.DataFrame({"a": [1.0, 2.0]}).to_parquet(tmp_path / sub / "c1.parquet")
+    R.read_ahead(tmp_path, "c1")
+    assert R._read(tmp_path / "cells" / "c1.parquet").column("a").to_pylist() == [1.0, 2.0]  # the copy read ahead
+    R.read_ahead(tmp_path, "c1")
+    pd.DataFrame({"a": [3.0]}).to_parquet(tmp_path / "days" / "tmp.parquet")
+    (tmp_path / "days" / "tmp.parquet").replace(tmp_path / "days" / "c1.parquet")  # replaced since
+    assert R._read(tmp_path / "days" / "c1.parquet").column("a").to_pylist() == [3.0]
+    R.read_ahead(tmp_path, "missing")  # nothing to read yet: left for the tables
+    assert not any("missing" in str(p) for p in R._READ)

@@ -10,6 +10,7 @@ keeps its console out of the pickled state.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ray.tune import Callback
@@ -17,7 +18,10 @@ from rich.console import Console
 
 
 class StudyProgress(Callback):
-    def __init__(self, total: int, already: int) -> None:
+    def __init__(self, total: int, already: int, on_cell: Callable[[str], None] | None = None) -> None:
+        """``on_cell``: called on the driver with each cell id as the cell finishes (the study
+        directory's table reader reads its files then, while the other cells run)."""
+        self.on_cell = on_cell
         self.total = total
         self.already = already
         self.done = already
@@ -39,6 +43,8 @@ class StudyProgress(Callback):
         elapsed = time.perf_counter() - self.start
         eta = elapsed / max(ran, 1) * (self.total - self.done)
         cell = result.get("cell_id", "?")
+        if self.on_cell is not None and cell != "?":
+            self.on_cell(cell)
         val = float(result.get("val_score", float("nan")))
         if val == val and (self.best is None or val < self.best[0]):  # a loss: lower is better
             self.best = (val, cell)

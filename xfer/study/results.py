@@ -73,10 +73,39 @@ def _union(files: list[Path], columns: tuple[str, ...]) -> pd.DataFrame:
     schemas differ go through ``pd.concat``, whose column union the tables have always had."""
     if not files:
         return pd.DataFrame(columns=list(columns))
-    tables = [pq.read_table(f) for f in files]
+    tables = [_read(f) for f in files]
     if not all(t.schema.equals(tables[0].schema) for t in tables):
         return pd.concat([t.to_pandas() for t in tables], ignore_index=True)
     return _one_chunk(pa.concat_tables(tables)).to_pandas().reset_index(drop=True)
+
+
+_READ: dict[Path, tuple[tuple[int, int, int], pa.Table]] = {}
+"""Cell files read ahead of the tables (:func:`read_ahead`), keyed by path with the file's
+(inode, size, mtime): a file replaced since is read again."""
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    st = path.stat()
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _read(path: Path) -> pa.Table:
+    hit = _READ.pop(path, None)
+    if hit is not None and hit[0] == _stamp(path):
+        return hit[1]
+    return pq.read_table(path)
+
+
+def read_ahead(study_dir: Path, cell_id: str) -> None:
+    """Read a finished cell's two files now (the driver calls it as each cell finishes), so the
+    tables at the end of a study do not wait for every file (~1.7 s of the 1,920-fit benchmark's
+    tables). A file that cannot be read now is left for the tables to read (and report)."""
+    for path in (study_dir / "cells" / f"{cell_id}.parquet", study_dir / "days" / f"{cell_id}.parquet"):
+        try:
+            stamp = _stamp(path)
+            _READ[path] = (stamp, pq.read_table(path))
+        except (OSError, pa.ArrowException):
+            _READ.pop(path, None)
 
 
 def _one_chunk(table: pa.Table) -> pa.Table:

@@ -23,6 +23,7 @@ runs with tracking off and writes no report.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -554,7 +555,9 @@ def _run_phases(sd: Path, st: Store, spec: StudySpec, all_cells: list[Cell], pen
         console.print(f"phase 2: {len(pending)} cell(s) in {len(bundles)} Tune trial(s), "
                       f"{spec.search.trials_per_cell} search trial(s) per cell", highlight=False)
         t = time.perf_counter()
-        progress = StudyProgress(len(all_cells), len(all_cells) - len(pending))
+        # a local study's cells land in sd as they finish: read them then, not all at the end
+        ahead = None if shipped else functools.partial(R.read_ahead, sd)
+        progress = StudyProgress(len(all_cells), len(all_cells) - len(pending), on_cell=ahead)
         if shipped:
             ship = remote.Shipment(spec.model_dump_json(), remote.needed_markets(st, pending),
                                    remote.needed_cache(st, pending))
