@@ -183,7 +183,7 @@ class Population:
     many members, one after another: a member-step costs least when a chunk's activations stay in
     cache (this development box, 1 MB of L2 a core, default MLP, batch 256, the fastest of 7
     interleaved rounds: 0.173 ms per member-step at 12 members, 0.215 at 24, 0.233 at 48, 0.385 at
-    96; BENCHMARKS.md). A member's fit does not depend on its chunk (any
+    96; `python scripts/bench_kernels.py population`). A member's fit does not depend on its chunk (any
     population of two or more), so chunks change the time, not the results."""
 
     def __init__(self, backbone: Backbone, config: TrainConfig | None = None) -> None:
