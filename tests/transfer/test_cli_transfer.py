@@ -51,3 +51,20 @@ def test_transfer_bad_input(store: Store, cli) -> None:
     assert r.code == 2 and "fractions" in r.err and "1.5" in r.err
     r = cli("transfer", "--source", "nope", "--target", "wti")
     assert r.code == 2 and "'nope'" in r.err
+    r = cli("transfer", "--source", "aapl", "--target", "wti", "--activation", "tanh")
+    assert r.code == 2 and "activation" in r.err and "tanh" in r.err and "gelu" in r.err
+
+
+def test_transfer_activation_reaches_the_backbone(store: Store, cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--activation gelu` reproduces runs made before leaky ReLU became the default."""
+    from xfer.experiment import run as run_mod
+
+    seen = {}
+
+    def stop(cfg, *_a, **_k):
+        seen["activation"] = cfg.backbone.activation
+        raise SystemExit(0)
+
+    monkeypatch.setattr(run_mod, "run_transfer", stop)
+    cli("transfer", "--source", "aapl", "--target", "wti", "--activation", "gelu")
+    assert seen == {"activation": "gelu"}

@@ -33,6 +33,7 @@ def transfer(
     source_lr: Annotated[float, typer.Option("--source-lr", help="Source (and scratch base) learning rate.")] = 1e-3,
     backbone: Annotated[str, typer.Option(help="Backbone: mlp or tcn.")] = "mlp",
     hidden: Annotated[int, typer.Option(help="Hidden width.")] = 64,
+    activation: Annotated[str, typer.Option(help="Hidden nonlinearity: leaky_relu, gelu, relu or silu.")] = "leaky_relu",
     knob: Annotated[list[str] | None, typer.Option(
         "--knob", help="A strategy knob, NAME=VALUE (repeatable): " + _KNOB_HELP)] = None,
     dann_weight: Annotated[float, typer.Option("--dann-weight", help="Domain-adversarial loss weight (0 = off).")] = 0.0,
@@ -56,7 +57,7 @@ def transfer(
             strategies=tuple(strategy or ("scratch", "head_only", "partial", "full")),
             fractions=tuple(fraction or (1.0,)), seeds=seeds, target_type=target_type, horizon=horizon,
             chain=tuple(_split_ids([chain])) if chain else (), lr_ratio=ratio, source_lr=source_lr,
-            backbone=BackboneSpec(name=backbone, hidden=hidden),
+            backbone=BackboneSpec(name=backbone, hidden=hidden, activation=activation),
             knobs=_parse_knobs(knob or []), dann_weight=dann_weight,
             split=SplitSpec(n_folds=folds), cost_bps=cost_bps, importance_repeats=2 if importance else 0,
         )
