@@ -19,6 +19,10 @@ import time
 
 import torch
 import torch.nn.functional as F
+from bench import (  # scripts/bench.py: the FLOP count and GEMM reference it quotes
+    gemm_rate,
+    step_flops,
+)
 
 from xfer.models.backbones import MLP, BackboneSpec
 from xfer.train.population import Population
@@ -76,12 +80,10 @@ def population(sizes: list[int], rounds: int) -> None:
         for p in sizes:
             for e in (2, 6):
                 best[(p, e)] = min(best[(p, e)], fit(p, e))
-    x, y = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    gemm = 2 * 2048**3 / _best_us(lambda: torch.mm(x, y), n=1) * 1e6 / 1e9
-    flops_row = 4 * n_features * 64 + 6 * 64 * 64 + 6 * 64  # forward + backward multiply-adds per row
+    gemm = gemm_rate(1, reps=10)
     for p in sizes:
         ms = (best[(p, 6)] - best[(p, 2)]) / 200 * 1e3
-        rate = flops_row * 256 * p / ms / 1e6
+        rate = step_flops(bb, p, 256) / ms / 1e6
         print(f"{p:4d} members: {ms:7.2f} ms/step, {ms / p:.3f} ms per member-step, {rate:5.1f} GFLOP/s = "
               f"{100 * rate / gemm:3.0f}% of GEMM ({gemm:.1f} GFLOP/s)")
 

@@ -626,17 +626,17 @@ def _run_open(loc: StudyStorage, spec: StudySpec, st: Store, address: str | None
         console.print(f"pre-screen: {R.SCREEN_FILE} ({len(table)} candidates); "
                       f"most promising: {', '.join(f'{s} for {t}' for t, s in top.items())}", highlight=False)
     stopping = None
-    if pending:
-        try:
-            stopping = _run_phases(sd, st, spec, all_cells, pending, mode, env, address, hooks, console, clock,
-                                   loc=loc)
-        finally:
-            loc.push_changed()  # whatever landed, even if the run stops here
-    missing = [c.cell_id for c in all_cells if not (sd / "cells" / f"{c.cell_id}.parquet").exists()]
     try:
+        if pending:
+            try:
+                stopping = _run_phases(sd, st, spec, all_cells, pending, mode, env, address, hooks, console, clock,
+                                       loc=loc)
+            finally:
+                loc.push_changed()  # whatever landed, even if the run stops here
+        missing = [c.cell_id for c in all_cells if not (sd / "cells" / f"{c.cell_id}.parquet").exists()]
         tables = _finish_study(sd, spec, mode, hooks, report and len(missing) < len(all_cells),  # no report of nothing
                                clock)
-    finally:
+    finally:  # Ray, stopping behind the steps above, has stopped before this returns or raises
         t = time.perf_counter()
         if stopping is not None:
             stopping.join()
