@@ -1,7 +1,10 @@
-"""Every shipped study runs end to end with --smoke (the CI guarantee that studies/ works)."""
+"""Every shipped study runs end to end with --smoke (the CI guarantee that studies/ works), and
+stops its Ray in the main thread before the tables (a shutdown in another thread while the main
+thread frees Tune's object refs ends the process with exit 1: :func:`xfer.study.runner._stop_ray`)."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -21,8 +24,26 @@ def test_study_smoke(path: Path, store_dir: Path, tmp_path: Path, monkeypatch: p
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    import ray
+
+    from xfer.study import results
+
+    events: list[tuple[str, bool]] = []
+    real_shutdown, real_tables = ray.shutdown, results.write_tables
+
+    def shutdown(*a, **k):  # noqa: ANN002, ANN003, ANN202
+        real_shutdown(*a, **k)
+        events.append(("ray stopped", threading.current_thread() is threading.main_thread()))
+
+    def write_tables(*a, **k):  # noqa: ANN002, ANN003, ANN202
+        events.append(("tables", threading.current_thread() is threading.main_thread()))
+        return real_tables(*a, **k)
+
+    monkeypatch.setattr(ray, "shutdown", shutdown)
+    monkeypatch.setattr(results, "write_tables", write_tables)
     run = run_study(path, study_dir=tmp_path / "out", smoke=True, store=Store(store_dir),
                     hooks=default_hooks())
+    assert events == [("ray stopped", True), ("tables", True)], events
     spec = load(path).smoke()
     n_cells = len(cells(spec))
     res = pd.read_parquet(run.study_dir / "results.parquet")

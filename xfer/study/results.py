@@ -175,7 +175,7 @@ PROFILE_LABELS = {
     "baselines": "  cell: practitioner baselines",
     "write": "  cell: results written",
     "outside": "  per-trial overhead outside the cell (Tune, actors, W&B finish)",
-    "ray_stop": "Ray stop (what is left after tables, summary, report, which it overlaps)",
+    "ray_stop": "Ray stop",
     "tables": "tables: verdicts, curves, sizing (bootstrap)",
     "summary": "W&B summary run",
     "report": "HTML report",

@@ -27,7 +27,6 @@ import functools
 import json
 import os
 import shutil
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -498,26 +497,31 @@ PATH_VARS = ("XFER_HOME", "WANDB_DATA_DIR", "WANDB_CACHE_DIR")
 """Environment variables naming the driver's paths: a shipped run's workers do not get them."""
 
 
-def _stop_ray_behind() -> threading.Thread:
-    """``ray.shutdown()`` in a thread the caller joins later. Stopping a local Ray takes ~1.4 s,
-    mostly waiting (up to 1 s per process) for its processes to exit after SIGTERM; the tables,
-    the W&B summary and the report need no Ray, so they run meanwhile."""
+def _stop_ray(clock: dict[str, float]) -> None:
+    """``ray.shutdown()`` in the calling (main) thread, before anything else runs.
+
+    Not in a background thread behind the tables and report, though that saved ~1.4 s: while the
+    core worker is being torn down, a Tune ``ObjectRef`` freed by the main thread (the cyclic
+    garbage collector runs whenever the tables allocate) reaches into it and Ray ends the process
+    with ``_exit(1)`` ("The core worker has already been shutdown ... The process will exit"):
+    no traceback, no flushed output. It ended a CI run of the test suite that way; a 10-line
+    reproduction frees 2,000 ``ray.put`` refs 50 ms into a threaded shutdown and exits 1."""
     import ray
 
-    thread = threading.Thread(target=ray.shutdown, name="xfer-ray-stop", daemon=True)
-    thread.start()
-    return thread
+    t = time.perf_counter()
+    ray.shutdown()
+    clock["ray_stop"] = time.perf_counter() - t
 
 
 def _run_phases(sd: Path, st: Store, spec: StudySpec, all_cells: list[Cell], pending: list[Cell],
                 mode: str, env: dict[str, str], address: str | None, hooks: StudyHooks, console: Console,
-                clock: dict[str, float], loc: StudyStorage | None = None) -> threading.Thread | None:
+                clock: dict[str, float], loc: StudyStorage | None = None) -> None:
     """Phase 1 (sources) and phase 2 (cells) on Ray. On a cluster or with an object-store study
     directory the phases are *shipped* (:mod:`xfer.study.remote`): trials read no path of the
     driver's and return their files through Tune; a local study on a local Ray writes directly.
 
-    Returns the thread stopping the Ray this call started (:func:`_stop_ray_behind`), None when
-    it found Ray running; on an error Ray is stopped before the error propagates."""
+    A Ray this call started is stopped (:func:`_stop_ray`) before it returns or raises; one it
+    found running is left as it is."""
     import ray
     from ray import tune
 
@@ -568,11 +572,9 @@ def _run_phases(sd: Path, st: Store, spec: StudySpec, all_cells: list[Cell], pen
             _tune(trainable, bundles, loc, st.root, spec, "cells", mode, [progress])
         clock["phase2"] = time.perf_counter() - t
         clock["workers"] = float(workers)
-    except BaseException:
+    finally:
         if started:
-            ray.shutdown()
-        raise
-    return _stop_ray_behind() if started else None
+            _stop_ray(clock)
 
 
 def run_study(spec_path: str | Path | None = None, *, study_dir: str | Path | None = None, store: Store | None = None,
@@ -625,22 +627,14 @@ def _run_open(loc: StudyStorage, spec: StudySpec, st: Store, address: str | None
         top = table.sort_values("rank").groupby("target")["source"].first()
         console.print(f"pre-screen: {R.SCREEN_FILE} ({len(table)} candidates); "
                       f"most promising: {', '.join(f'{s} for {t}' for t, s in top.items())}", highlight=False)
-    stopping = None
-    try:
-        if pending:
-            try:
-                stopping = _run_phases(sd, st, spec, all_cells, pending, mode, env, address, hooks, console, clock,
-                                       loc=loc)
-            finally:
-                loc.push_changed()  # whatever landed, even if the run stops here
-        missing = [c.cell_id for c in all_cells if not (sd / "cells" / f"{c.cell_id}.parquet").exists()]
-        tables = _finish_study(sd, spec, mode, hooks, report and len(missing) < len(all_cells),  # no report of nothing
-                               clock)
-    finally:  # Ray, stopping behind the steps above, has stopped before this returns or raises
-        t = time.perf_counter()
-        if stopping is not None:
-            stopping.join()
-        clock["ray_stop"] = time.perf_counter() - t  # what is left of it after the steps above
+    if pending:
+        try:
+            _run_phases(sd, st, spec, all_cells, pending, mode, env, address, hooks, console, clock, loc=loc)
+        finally:
+            loc.push_changed()  # whatever landed, even if the run stops here
+    missing = [c.cell_id for c in all_cells if not (sd / "cells" / f"{c.cell_id}.parquet").exists()]
+    tables = _finish_study(sd, spec, mode, hooks, report and len(missing) < len(all_cells),  # no report of nothing
+                           clock)
     clock["total"] = time.perf_counter() - t0
     write_text(sd / PROFILE_FILE, json.dumps({**clock, "cell_ids": [c.cell_id for c in pending]}, indent=2))
     loc.push_changed()
