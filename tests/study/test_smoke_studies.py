@@ -31,11 +31,11 @@ def test_study_smoke(path: Path, store_dir: Path, tmp_path: Path, monkeypatch: p
     events: list[tuple[str, bool]] = []
     real_shutdown, real_tables = ray.shutdown, results.write_tables
 
-    def shutdown(*a, **k):  # noqa: ANN002, ANN003, ANN202
+    def shutdown(*a, **k):
         real_shutdown(*a, **k)
         events.append(("ray stopped", threading.current_thread() is threading.main_thread()))
 
-    def write_tables(*a, **k):  # noqa: ANN002, ANN003, ANN202
+    def write_tables(*a, **k):
         events.append(("tables", threading.current_thread() is threading.main_thread()))
         return real_tables(*a, **k)
 
