@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import os
 import shutil
 import time
@@ -196,10 +197,34 @@ def default_dir(spec: StudySpec, store: Store) -> Path:
     return store.root / "studies" / spec.name
 
 
+LOST_ROUNDS = 2
+"""Further Tune runs of trials lost to the cluster (see :func:`_tune`) before the driver gives up."""
+
+
+def _lost_to_the_cluster(error: BaseException | None) -> bool:
+    """Whether a trial's final error says the cluster lost it (its actor, worker or node died),
+    not that its own code raised (a :class:`ray.exceptions.RayTaskError` with a cause of its own)."""
+    from ray import exceptions as rx
+
+    system = (rx.RayActorError, rx.NodeDiedError, rx.WorkerCrashedError, rx.LocalRayletDiedError,
+              rx.RaySystemError)
+    if isinstance(error, rx.RayTaskError):
+        return isinstance(error.as_instanceof_cause(), system)
+    return isinstance(error, system)
+
+
 def _tune(trainable: Any, bundles: list[list[str]], loc: StudyStorage | Path, store_root: Path | None,
-          spec: StudySpec, name: str, wandb_mode: str, callbacks: list[Any]) -> Any:
+          spec: StudySpec, name: str, wandb_mode: str, callbacks: list[Any],
+          unfinished: Callable[[list[str]], list[str]] | None = None) -> Any:
     """One phase as a Tuner. ``store_root`` None: a shipped phase, whose trials get no path of the
-    driver's (the spec and store travel in the trainable's parameters, :mod:`xfer.study.remote`)."""
+    driver's (the spec and store travel in the trainable's parameters, :mod:`xfer.study.remote`).
+
+    Tune retries a failed trial (``max_failures``), but on Ray 2.60 one lost node can end a trial
+    for good whatever that says: the dead actor's two pending calls fail together, the first
+    requeues the trial and the second, finding it pending, marks it errored. So the trials the
+    cluster lost (:func:`_lost_to_the_cluster`; not those whose own code raised) run again in a
+    new Tuner, up to :data:`LOST_ROUNDS` times, each bundle cut to what ``unfinished`` says is
+    left of it (default: all of it)."""
     from ray import tune
 
     loc = loc if isinstance(loc, StudyStorage) else open_storage(loc)
@@ -207,20 +232,30 @@ def _tune(trainable: Any, bundles: list[list[str]], loc: StudyStorage | Path, st
     res = {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial}
     paths = {} if store_root is None else {"study_dir": str(loc.local), "store_root": str(store_root)}
     storage_path, storage_fs = loc.tune_storage()
-    tuner = tune.Tuner(
-        tune.with_resources(trainable, res),
-        param_space={"cell_ids": tune.grid_search(bundles), **paths, "cpus": spec.resources.cpus_per_trial,
-                     "wandb_mode": wandb_mode},
-        tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=spec.resources.max_concurrent),
-        run_config=tune.RunConfig(
-            name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=storage_path,
-            storage_filesystem=storage_fs,
-            failure_config=tune.FailureConfig(max_failures=2), verbose=0, callbacks=callbacks,
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-        ),
-    )
-    results = tuner.fit()
-    _raise_fatal(results)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for attempt in range(1 + LOST_ROUNDS):
+        tuner = tune.Tuner(
+            tune.with_resources(trainable, res),
+            param_space={"cell_ids": tune.grid_search(bundles), **paths, "cpus": spec.resources.cpus_per_trial,
+                         "wandb_mode": wandb_mode},
+            tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=spec.resources.max_concurrent),
+            run_config=tune.RunConfig(
+                name=f"{name}-{stamp}" + (f"-again{attempt}" if attempt else ""), storage_path=storage_path,
+                storage_filesystem=storage_fs,
+                failure_config=tune.FailureConfig(max_failures=2), verbose=0, callbacks=callbacks,
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            ),
+        )
+        results = tuner.fit()
+        _raise_fatal(results)
+        lost = [list(r.config["cell_ids"]) for r in results or () if _lost_to_the_cluster(r.error)]
+        bundles = [b for b in (unfinished(b) if unfinished else b for b in lost) if b]
+        if not bundles:
+            break
+        if attempt < LOST_ROUNDS:
+            logging.getLogger(__name__).warning(
+                "%s: %d trial(s) lost to the cluster; running them again (%d of %d)",
+                name, len(bundles), attempt + 1, LOST_ROUNDS)
     return results
 
 
@@ -564,15 +599,20 @@ def _run_phases(sd: Path, st: Store, spec: StudySpec, all_cells: list[Cell], pen
         t = time.perf_counter()
         # a local study's cells land in sd as they finish: read them then, not all at the end
         ahead = None if shipped else functools.partial(R.read_ahead, sd)
+
+        def left(bundle: list[str]) -> list[str]:  # a bundle's cells without results yet
+            return [c for c in bundle if not (sd / "cells" / f"{c}.parquet").exists()]
+
         progress = StudyProgress(len(all_cells), len(all_cells) - len(pending), on_cell=ahead)
         if shipped:
             ship = remote.Shipment(spec.model_dump_json(), remote.needed_markets(st, pending),
                                    remote.needed_cache(st, pending))
             trainable = tune.with_parameters(remote.shipped_cells, cell_tracker=hooks.cell_tracker, shipment=ship)
-            _tune(trainable, bundles, loc, None, spec, "cells", mode, [progress, remote.Collector(loc, st.root)])
+            _tune(trainable, bundles, loc, None, spec, "cells", mode, [progress, remote.Collector(loc, st.root)],
+                  unfinished=left)
         else:
             trainable = tune.with_parameters(cell_trainable, cell_tracker=hooks.cell_tracker)
-            _tune(trainable, bundles, loc, st.root, spec, "cells", mode, [progress])
+            _tune(trainable, bundles, loc, st.root, spec, "cells", mode, [progress], unfinished=left)
         clock["phase2"] = time.perf_counter() - t
         clock["workers"] = float(workers)
     finally:
@@ -590,8 +630,6 @@ def run_study(spec_path: str | Path | None = None, *, study_dir: str | Path | No
     # Quiet Ray: the legacy reporter honours verbose=0 (the new one still prints a banner).
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    import logging
-
     logging.getLogger("ray.tune").setLevel(logging.WARNING)
     logging.getLogger("ray.train").setLevel(logging.WARNING)
     hooks = hooks or StudyHooks()
