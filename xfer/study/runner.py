@@ -532,6 +532,11 @@ PATH_VARS = ("XFER_HOME", "WANDB_DATA_DIR", "WANDB_CACHE_DIR")
 """Environment variables naming the driver's paths: a shipped run's workers do not get them."""
 
 
+def _without_results(sd: Path, cell_ids: list[str]) -> list[str]:
+    """The cells of ``cell_ids`` whose results file is not in the study directory ``sd`` yet."""
+    return [c for c in cell_ids if not (sd / "cells" / f"{c}.parquet").exists()]
+
+
 def _stop_ray(clock: dict[str, float]) -> None:
     """``ray.shutdown()`` in the calling (main) thread, before anything else runs.
 
@@ -539,8 +544,8 @@ def _stop_ray(clock: dict[str, float]) -> None:
     core worker is being torn down, a Tune ``ObjectRef`` freed by the main thread (the cyclic
     garbage collector runs whenever the tables allocate) reaches into it and Ray ends the process
     with ``_exit(1)`` ("The core worker has already been shutdown ... The process will exit"):
-    no traceback, no flushed output. It ended a CI run of the test suite that way; a 10-line
-    reproduction frees 2,000 ``ray.put`` refs 50 ms into a threaded shutdown and exits 1."""
+    no traceback, no flushed output. It ended a CI run of the test suite that way; freeing 2,000
+    ``ray.put`` refs 50 ms into a threaded shutdown exits 1 in 5 runs of 6 (BENCHMARKS.md)."""
     import gc
 
     import ray
@@ -599,10 +604,7 @@ def _run_phases(sd: Path, st: Store, spec: StudySpec, all_cells: list[Cell], pen
         t = time.perf_counter()
         # a local study's cells land in sd as they finish: read them then, not all at the end
         ahead = None if shipped else functools.partial(R.read_ahead, sd)
-
-        def left(bundle: list[str]) -> list[str]:  # a bundle's cells without results yet
-            return [c for c in bundle if not (sd / "cells" / f"{c}.parquet").exists()]
-
+        left = functools.partial(_without_results, sd)  # what a lost bundle has left to run
         progress = StudyProgress(len(all_cells), len(all_cells) - len(pending), on_cell=ahead)
         if shipped:
             ship = remote.Shipment(spec.model_dump_json(), remote.needed_markets(st, pending),
@@ -673,7 +675,7 @@ def _run_open(loc: StudyStorage, spec: StudySpec, st: Store, address: str | None
             _run_phases(sd, st, spec, all_cells, pending, mode, env, address, hooks, console, clock, loc=loc)
         finally:
             loc.push_changed()  # whatever landed, even if the run stops here
-    missing = [c.cell_id for c in all_cells if not (sd / "cells" / f"{c.cell_id}.parquet").exists()]
+    missing = _without_results(sd, [c.cell_id for c in all_cells])
     tables = _finish_study(sd, spec, mode, hooks, report and len(missing) < len(all_cells),  # no report of nothing
                            clock)
     clock["total"] = time.perf_counter() - t0
